@@ -1,0 +1,25 @@
+"""Tasks plug a model, its data and its loss into the one training driver (pose_era.train).
+
+The interface each task module implements is written down in notes/contracts.md ("Task
+interface"); `get` turns `config.task` into the module.
+"""
+import importlib
+import pkgutil
+
+from pose_era.config import ConfigError
+
+
+def available():
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+
+
+def get(name):
+    """Returns the module `pose_era.tasks.<name>`, or any importable dotted module path.
+
+    An unknown name is a ConfigError.
+    """
+    if "." in name:
+        return importlib.import_module(name)
+    if name not in available():
+        raise ConfigError(f"unknown task '{name}'; choose one of: {', '.join(available())}")
+    return importlib.import_module(f"pose_era.tasks.{name}")

@@ -1,0 +1,117 @@
+"""The training driver: config errors, resume after kill -9, the NaN guard, tf.distribute."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pose_era import checkpoints, config as config_lib, train
+
+ROOT = Path(__file__).resolve().parents[1]
+TOY = "tests/toy_config.py"
+
+
+def run_cli(*args, timeout=240):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "pose_era.train", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def error_lines(stderr):
+    """stderr lines that are ours (TensorFlow's C++ start-up logging aside)."""
+    return [l for l in stderr.splitlines() if l.startswith("error:")]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--config", "no_such_config"], "unknown config 'no_such_config'"),
+    (["--config", TOY, "--set", "train.stepz=3"], "unknown config key 'train.stepz'"),
+    (["--config", TOY, "--set", "train.steps=many"], "expected a value of type int"),
+    (["--config", TOY, "--set", "optimizer.name=rmsprop"], "unknown optimizer.name"),
+])
+def test_bad_config_is_one_line_and_exit_2(args, needle, tmp_path):
+    result = run_cli(*args, "--workdir", str(tmp_path / "w"))
+    assert result.returncode == 2, result.stderr
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1 and needle in lines[0], result.stderr
+
+
+def test_overrides_coerce_types():
+    config = config_lib.load_config(TOY)
+    config_lib.apply_overrides(config, ["train.steps=7", "optimizer.lr=1", "train.devices=['/cpu:0']"])
+    assert config.train.steps == 7 and isinstance(config.optimizer.lr, float)
+    assert list(config.train.devices) == ["/cpu:0"]
+
+
+def _toy(workdir, *overrides):
+    config = config_lib.apply_overrides(config_lib.load_config(TOY), list(overrides))
+    return train.Trainer(config, workdir)
+
+
+def test_resume_after_kill_9(tmp_path):
+    workdir = tmp_path / "run"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pose_era.train", "--config", TOY, "--workdir", str(workdir),
+         "--set", "train.steps=1000000", "train.ckpt_every=25"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 180
+    while time.time() < deadline and tf.train.latest_checkpoint(str(workdir / "ckpt")) is None:
+        time.sleep(0.5)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    latest = tf.train.latest_checkpoint(str(workdir / "ckpt"))
+    assert latest is not None, "no checkpoint was written before the kill"
+    saved_step = checkpoints.step_of(latest)
+    assert saved_step > 0 and saved_step % 25 == 0
+
+    trainer = _toy(workdir, f"train.steps={saved_step + 10}")
+    assert trainer.restore_latest() == saved_step
+    trainer.fit()
+    assert int(trainer.step.numpy()) == saved_step + 10
+    assert checkpoints.step_of(tf.train.latest_checkpoint(str(workdir / "ckpt"))) == saved_step + 10
+
+
+def test_nan_guard_keeps_last_good_checkpoint(tmp_path):
+    workdir = tmp_path / "run"
+    _toy(workdir, "train.steps=20").fit()
+    result = run_cli("--config", TOY, "--workdir", str(workdir),
+                     "--set", "train.steps=200", "optimizer.lr=1e30")
+    assert result.returncode == 2
+    assert any("loss became" in line for line in error_lines(result.stderr)), result.stderr
+    latest = tf.train.latest_checkpoint(str(workdir / "ckpt"))
+    assert checkpoints.step_of(latest) == 20
+    _, model, step = checkpoints.restore(workdir)
+    assert step == 20
+    assert all(np.isfinite(w.numpy()).all() for w in model.weights)
+
+
+def test_one_and_two_logical_devices_give_the_same_training(tmp_path):
+    one = _toy(tmp_path / "one", "train.steps=15")
+    two = _toy(tmp_path / "two", "train.steps=15", "train.devices=['/cpu:0', '/cpu:1']")
+    assert two.strategy.num_replicas_in_sync == 2
+    one.fit()
+    two.fit()
+    for a, b in zip(one.model.weights, two.model.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_workdir_contents_and_restore(tmp_path):
+    workdir = tmp_path / "run"
+    results = _toy(workdir, "train.steps=40").fit()
+    assert results["mse"] < 0.1  # y = x @ w has a zero-error solution; 40 SGD steps get close
+    assert (workdir / "config.json").is_file()
+    assert list((workdir / "tb").glob("events.out.tfevents.*"))
+    assert (workdir / "eval" / "train_eval.json").is_file()
+    config, model, step = checkpoints.restore(workdir / "ckpt" / "ckpt-40")
+    assert step == 40 and config.train.steps == 40
+
+
+def test_restore_of_a_non_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(checkpoints.CheckpointError, match="neither a training workdir"):
+        checkpoints.restore(tmp_path)
