@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from pose_era import checkpoints  # noqa: E402
 from pose_era import config as config_lib  # noqa: E402
 from pose_era import tasks  # noqa: E402
 
@@ -131,11 +132,19 @@ class Trainer:
         self._train_step = self._make_train_step(resolve_jit(tc.get("jit_compile", "auto")))
 
     def restore_latest(self):
-        """Loads the last checkpoint; the config's constant learning rate wins over the saved one."""
+        """Loads the last checkpoint; the config's constant learning rate wins over the saved one.
+
+        A fresh run with `train.init_from` (a workdir or prefix) starts from that run's model
+        weights (fine-tuning, e.g. full supervision after weak pre-training) at step 0.
+        """
         if self.manager.latest_checkpoint:
             self.checkpoint.restore(self.manager.latest_checkpoint)
             if self.config.optimizer.get("schedule", "constant") == "constant":
                 self.optimizer.learning_rate = self.config.optimizer.lr
+        elif self.config.train.get("init_from"):
+            _, prefix = checkpoints.find(self.config.train.init_from)
+            tf.train.Checkpoint(model=self.model).restore(prefix).expect_partial()
+            print(f"initialised the model from {prefix}")
         return int(self.step.numpy())
 
     def _make_train_step(self, jit_compile):
@@ -278,7 +287,8 @@ def main(argv=None):
             return 0
         workdir = args.workdir or os.path.join("runs", args.config.replace(":", "_"))
         Trainer(config, workdir).fit()
-    except (config_lib.ConfigError, FileNotFoundError, NonFiniteLossError) as err:
+    except (config_lib.ConfigError, checkpoints.CheckpointError, FileNotFoundError,
+            NonFiniteLossError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -115,3 +115,13 @@ def test_workdir_contents_and_restore(tmp_path):
 def test_restore_of_a_non_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(checkpoints.CheckpointError, match="neither a training workdir"):
         checkpoints.restore(tmp_path)
+
+
+def test_init_from_starts_a_fresh_run_from_another_runs_weights(tmp_path):
+    source = _toy(tmp_path / "source", "train.steps=20")
+    source.fit()
+    target = _toy(tmp_path / "target", "train.steps=1", "optimizer.lr=0.0",
+                  f"train.init_from={tmp_path / 'source'}")
+    assert target.restore_latest() == 0
+    for a, b in zip(source.model.weights, target.model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -1,0 +1,18 @@
+"""ResNet50 + shared-weight Transformer (width 256, ERA degree 2, swish init) on the synthetic set.
+
+The ERA supplement's Transformer configuration (Table 8: 25.0M parameters) in THUNDR's pipeline:
+markers regressed from 480x480 crops, refined 4 times by one shared block, MarkerPoser -> mesh.
+
+  python -m pose_era.train --config resnet50_transformer_256 --workdir runs/resnet50_transformer_256
+  python -m pose_era.train --config resnet50_transformer_256 --dry_run          # parameter counts, then exit
+  python -m pose_era.train --config resnet50_transformer_256:cpu                # CPU-sized (what make demo runs)
+
+Expected result: see BUILD_NOTES.md ("Pose results") for the measured MPJPE / PA-MPJPE of the
+CPU runs on the synthetic test split (python -m eval.h36m --ckpt runs/resnet50_transformer_256); full-size training
+needs a GPU (hours there, days on a CPU).
+"""
+from configs.common_pose import pose_config
+
+
+def get_config(arg=None):
+    return pose_config(arg, name="resnet50_transformer_256", backbone="resnet50", head_kind="transformer", width=256)
