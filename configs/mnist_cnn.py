@@ -1,0 +1,18 @@
+"""CNN (2 conv 3x3x64 + instance norm, 2x2 max pool, dense 128 + layer norm, dense 10) on MNIST.
+
+Data: MNIST from the Keras cache (~/.keras/datasets/mnist.npz; never downloaded).
+Training as the ERA supplement: SGD momentum 0.9, batch 32, 100 epochs, lr 1e-4 x0.1 after
+epochs 10, 20, ..., 60, L2 1e-3 on conv/dense kernels only (not ERA, not norms).
+
+  python -m pose_era.train --config mnist_cnn --workdir runs/mnist_cnn
+  python -m pose_era.train --config mnist_cnn:quick     # 1 epoch, a smoke test
+
+MNIST_CNN
+"""
+from configs.common_classification import classification_config
+
+
+def get_config(arg=None):
+    return classification_config(
+        arg, dataset="mnist", model="cnn", image_size=28, epochs=100, batch_size=32, lr=1e-4,
+        boundaries=(10, 20, 30, 40, 50, 60))
