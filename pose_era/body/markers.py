@@ -16,12 +16,18 @@ _MIRROR_TOL = 1e-4  # metres: a vertex counts as mirrored when its mirror image 
 class SymmetricMesh:
     """A rest mesh (y up, left at +x) with its vertex mirror map and outer-surface mask."""
 
-    def __init__(self, vertices, faces):
+    def __init__(self, vertices, faces, mirror=None):
+        """`mirror` (V,) vertex ids of each vertex's mirror image, else found by proximity."""
         self.vertices = np.asarray(vertices, np.float64)
         self.faces = np.asarray(faces, np.int64)
-        mirrored = self.vertices * np.array([-1.0, 1.0, 1.0])
-        dist, self.mirror = cKDTree(self.vertices).query(mirrored)
-        self.symmetric = bool(dist.max() < _MIRROR_TOL)
+        if mirror is None:
+            mirrored = self.vertices * np.array([-1.0, 1.0, 1.0])
+            dist, self.mirror = cKDTree(self.vertices).query(mirrored)
+            self.symmetric = bool(dist.max() < _MIRROR_TOL)
+        else:
+            self.mirror = np.asarray(mirror, np.int64)
+            self.symmetric = bool(np.array_equal(self.mirror[self.mirror],
+                                                 np.arange(len(self.vertices))))
         n = len(self.vertices)
         f = self.faces
         adj = sp.coo_matrix((np.ones(f.size), (f.ravel(), np.roll(f, 1, axis=1).ravel())), (n, n))
@@ -40,19 +46,20 @@ def marker_vertices(mesh, count):
         raise ValueError(f"the number of markers must be at least 1, got {count}")
     v = mesh.vertices
     centre = mesh.mirror == np.arange(len(v))
-    cand = np.flatnonzero(mesh.body & (v[:, 0] >= 0))
-    mid = cand[centre[cand]]
-    # Start at the top of the head on the midline.
-    chosen = [int(mid[np.argmax(v[mid, 1])])]
-    dist = np.linalg.norm(v[cand] - v[chosen[0]], axis=1)
-    total = 1
-    while total < count:
-        pool = cand if count - total >= 2 else mid  # one slot left: only a midline vertex fits
-        d = dist if pool is cand else dist[np.isin(cand, mid)]
-        pick = int(pool[np.argmax(d)])
+    # The left half: vertices whose mirror is not to their left (midline included).
+    cand = np.flatnonzero(mesh.body & (v[:, 0] >= v[mesh.mirror, 0]))
+    on_mid = centre[cand]
+    if count % 2 and not on_mid.any():
+        raise ValueError(f"{count} markers need a midline vertex, the mesh has none; "
+                         "use an even number")
+    chosen, dist = [], np.full(len(cand), np.inf)
+    while len(chosen) < count:
+        # Start at the top of the head; when one slot is left only a midline vertex fits.
+        score = v[cand, 1] if not chosen else dist
+        score = np.where(on_mid | (count - len(chosen) >= 2), score, -np.inf)
+        pick = int(cand[np.argmax(score)])
         pair = [pick] if centre[pick] else [pick, int(mesh.mirror[pick])]
         chosen.extend(pair)
-        total += len(pair)
         for p in pair:
             dist = np.minimum(dist, np.linalg.norm(v[cand] - v[p], axis=1))
     return np.array(chosen, np.int64)
