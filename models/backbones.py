@@ -1,0 +1,96 @@
+"""CNN backbones that turn a crop into a feature map (no pooling), for the THUNDR-style head.
+
+Why MobileNetV2 (alpha 1.0) for the light configs: its convolutional part has 2.26M parameters, which
+is what the ERA supplement's Table 8 totals leave room for (e.g. MobileNet+Transformer-64 = 3.5M with
+a ~0.9M MarkerPoser and a ~0.3M head). MobileNetV1 (3.23M) or V3-Large (3.00M) would overshoot those
+totals on their own, V3-Small (0.94M) would undershoot them by ~1.3M. Like ResNet50 its output stride
+is 32: a 480x480 crop gives a 15x15 map (1280 channels; ResNet50: 2048), i.e. 225 image tokens.
+
+Images arrive as float32 RGB in [0, 1]; each backbone applies its own ImageNet preprocessing so
+that `imagenet` weights see the input statistics they were trained on.
+"""
+import os
+from pathlib import Path
+
+import keras
+
+BACKBONES = ("mobilenet_v2", "resnet50")
+
+# File names keras.applications uses in its cache (<KERAS_HOME or ~/.keras>/models/). MobileNetV2's
+# ImageNet weights exist for 96..224 px only; the network is fully convolutional, so Keras itself
+# loads the 224 px file for other sizes, and so do we.
+_IMAGENET_FILES = {
+    "mobilenet_v2": "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
+    "resnet50": "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5",
+}
+_IMAGENET_URL = {
+    "mobilenet_v2": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/",
+    "resnet50": "https://storage.googleapis.com/tensorflow/keras-applications/resnet/",
+}
+# ResNet50's "caffe" preprocessing: BGR channel order, ImageNet mean subtracted, 0..255 scale.
+_CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+
+
+def imagenet_weights_path(name):
+    """Where keras.applications caches the no-top ImageNet weights of backbone `name`."""
+    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    return Path(home) / "models" / _IMAGENET_FILES[name]
+
+
+@keras.saving.register_keras_serializable(package="pose_era")
+class CaffePreprocess(keras.layers.Layer):
+    """[0, 1] RGB -> ResNet50's expected input (BGR, 0..255, ImageNet mean removed)."""
+
+    def call(self, x):
+        x = x[..., ::-1] * 255.0
+        return x - keras.ops.convert_to_tensor(_CAFFE_MEAN_BGR, dtype=x.dtype)
+
+
+def _resolve_weights(name, weights):
+    """None | 'imagenet' | path -> a weights file path or None; clear error when it is missing."""
+    if weights in (None, "none", "None", ""):
+        return None
+    if weights == "imagenet":
+        path = imagenet_weights_path(name)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"backbone.weights=imagenet: {path} is missing and nothing is downloaded at run time; "
+                f"put {_IMAGENET_FILES[name]} (from {_IMAGENET_URL[name]}{_IMAGENET_FILES[name]}) "
+                f"there, or set backbone.weights=none or a file path")
+        return path
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"backbone.weights={weights}: no such file; give an existing Keras weights file "
+            f"(.h5 / .weights.h5 of {name} without top), 'imagenet' or 'none'")
+    return path
+
+
+def build_backbone(name, image_size, weights=None):
+    """A keras.Model mapping (B, S, S, 3) images in [0, 1] to a (B, S/32, S/32, C) feature map.
+
+    name: mobilenet_v2 | resnet50; weights: None/'none', 'imagenet' (from the Keras cache only) or a
+    weights-file path (loaded into the convolutional part, as keras.applications does).
+    """
+    if name not in BACKBONES:
+        raise ValueError(f"backbone.name={name!r} is unknown; use one of {', '.join(BACKBONES)}")
+    if image_size % 32 or image_size < 64:
+        raise ValueError(f"data.image_size={image_size} must be a multiple of 32 and >= 64 "
+                         "(the backbones have output stride 32)")
+    path = _resolve_weights(name, weights)
+    shape = (image_size, image_size, 3)
+    if name == "mobilenet_v2":
+        cnn = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=shape,
+                                             alpha=1.0)
+        preprocess = keras.layers.Rescaling(2.0, offset=-1.0, name="to_pm1")
+    else:
+        cnn = keras.applications.ResNet50(include_top=False, weights=None, input_shape=shape)
+        preprocess = CaffePreprocess(name="caffe_preprocess")
+    if path is not None:
+        try:
+            cnn.load_weights(str(path))
+        except (ValueError, OSError) as err:
+            raise ValueError(f"backbone.weights: {path} does not fit {name} without top ({err}); "
+                             "give the matching no-top weights file") from err
+    image = keras.Input(shape, name="image")
+    return keras.Model(image, cnn(preprocess(image)), name="backbone")

@@ -1,0 +1,110 @@
+"""The full pose network: {image, K} -> markers -> MarkerPoser -> body model -> mesh and joints.
+
+    image (S,S,3) -> backbone (no pooling) -> feature map -> ThundrHead (shared block x L, markers
+    refined L times) -> markers (K,3) -> MarkerPoser -> rotations, betas, translation -> BodyLayer
+
+`build_pose_model(config, body_model)` reads `config.model` (fields and defaults:
+`default_model_config()`) and `config.data.image_size`. `count_params(model)` splits the parameter
+count the way the ERA supplement's Table 8 reports it.
+"""
+import keras
+import ml_collections
+
+from models import markerposer as mp
+from models.backbones import build_backbone
+from models.heads import build_block
+from models.mean_body import mean_body
+from models.thundr import ThundrHead
+
+ACTIVATIONS = ("era", "relu", "gelu", "swish", "leaky_relu")
+
+
+def default_model_config():
+    """config.model defaults: MobileNetV2 + shared MLP-Mixer, width 64, ERA degree 2 (mixer_64)."""
+    c = ml_collections.ConfigDict()
+    c.backbone = ml_collections.ConfigDict()
+    c.backbone.name = "mobilenet_v2"      # mobilenet_v2 | resnet50
+    c.backbone.weights = "none"           # none | imagenet (Keras cache only) | path to a file
+    c.head = ml_collections.ConfigDict()
+    c.head.kind = "mixer"                 # mixer | transformer
+    c.head.width = 64                     # 64 | 256 in the supplement
+    c.head.depth = 4                      # L: applications of the one shared block
+    c.head.num_heads = 8                  # transformer
+    c.head.ffn_hidden = 1024              # transformer
+    c.head.token_hidden = 1024            # mixer, token mixing
+    c.head.channel_hidden = 2048          # mixer, channel mixing
+    c.head.pos_encoding = "learned"       # learned | sinusoidal
+    c.head.corr_hidden = 256              # hidden size of the marker-correction MLP
+    c.head.act_norm = True                # layer norm right before each activation (ERA wiring)
+    c.activation = "era"                  # era | relu | gelu | swish | leaky_relu
+    c.era = ml_collections.ConfigDict()
+    c.era.degree = 2
+    c.era.init = "swish"
+    c.era.sharing = "layer"
+    c.num_markers = 64
+    c.init_fill = 0.8                     # M_0: mean body spans this fraction of the crop
+    c.markerposer = ml_collections.ConfigDict()
+    c.markerposer.hidden = (1024, 512, 256)
+    c.markerposer.activation = "relu"
+    c.markerposer.act_norm = False
+    c.markerposer.trainable = True        # False: frozen (use with pre-trained weights)
+    c.markerposer.weights = "none"        # none | .npz from tools/pretrain_markerposer.py
+    return c
+
+
+def _check(m, body_model):
+    if m.activation not in ACTIVATIONS:
+        raise ValueError(f"model.activation={m.activation!r} is unknown; use one of "
+                         f"{', '.join(ACTIVATIONS)}")
+    if body_model.num_markers != m.num_markers:
+        raise ValueError(f"model.num_markers={m.num_markers} but the body model has "
+                         f"{body_model.num_markers} markers; build the body model with "
+                         f"num_markers={m.num_markers} or set model.num_markers="
+                         f"{body_model.num_markers}")
+
+
+def build_markerposer(m, body_model):
+    """The MarkerPoser of config.model, its pre-trained weights loaded when given."""
+    layer = mp.MarkerPoser(body_model.num_joints, body_model.num_betas, m.markerposer.hidden,
+                           m.markerposer.activation, m.era, m.markerposer.act_norm,
+                           output_bias=mp.initial_output_bias(body_model), name="markerposer")
+    layer.build((None, body_model.num_markers, 3))
+    if str(m.markerposer.weights).lower() not in ("none", ""):
+        mp.load_weights(layer, m.markerposer.weights)
+    layer.trainable = bool(m.markerposer.trainable)
+    return layer
+
+
+def build_pose_model(config, body_model):
+    """Functional keras.Model {image (B,S,S,3) in [0,1], K (B,3,3)} -> dict of outputs:
+
+    markers_list (B,L,K,3) all refinement steps, markers (B,K,3) the last one, rot6d (B,J,6),
+    rotmats (B,J,3,3), betas (B,S), transl (B,3), and the posed body's vertices (B,V,3),
+    joints (B,J,3), mesh_markers (B,K,3), h36m17 (B,17,3), coco17 (B,17,3); camera frame, metres.
+    """
+    m, size = config.model, int(config.data.image_size)
+    _check(m, body_model)
+    mean = mean_body(body_model)
+    image = keras.Input((size, size, 3), name="image")
+    K = keras.Input((3, 3), name="K")
+    feats = build_backbone(m.backbone.name, size, m.backbone.weights)(image)
+    head = ThundrHead(build_block(m.head, m.activation, m.era), m.head.depth, m.head.width, size,
+                      mean["markers"], mean["extent"], m.init_fill, m.head.pos_encoding,
+                      m.head.corr_hidden, m.activation, m.era, m.head.act_norm, name="head")
+    markers_list = head([feats, K])
+    markers = markers_list[:, -1]
+    params = build_markerposer(m, body_model)(markers)
+    body = mp.BodyLayer(body_model, name="body")(params["betas"], params["rotmats"],
+                                                 params["transl"])
+    outputs = {"markers_list": markers_list, "markers": markers, **params,
+               "vertices": body["vertices"], "joints": body["joints"],
+               "mesh_markers": body["markers"], "h36m17": body["h36m17"],
+               "coco17": body["coco17"]}
+    return keras.Model({"image": image, "K": K}, outputs, name="pose_net")
+
+
+def count_params(model):
+    """dict(total, backbone, head, markerposer): parameters (trainable or not) of each part."""
+    parts = {name: model.get_layer(name).count_params()
+             for name in ("backbone", "head", "markerposer")}
+    return {"total": model.count_params(), **parts}

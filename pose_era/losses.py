@@ -1,0 +1,126 @@
+"""Training losses of the THUNDR-style pose network, per example, masked by the has_* flags.
+
+Every term is a per-example (B,) float32 tensor, zero at the ground truth and positive away from it:
+- markers3d:   mean over markers of the Euclidean distance (metres) between predicted and true
+               markers, averaged over all L refinement steps (deep supervision) or the last only;
+               masked by has_markers.
+- marker_mesh: the same distance between the final predicted markers and the markers of the mesh
+               posed from the MarkerPoser's parameters (self-consistency; always on).
+- joints3d:    mean joint distance of the H36M-17 joints after subtracting each set's pelvis
+               (joint 0); masked by has_j3d.
+- vertices:    mean vertex distance, pelvis-aligned, against the mesh of the true body parameters
+               (the example schema carries parameters, not vertices); masked by has_params.
+- reproj:      the COCO-17 keypoints of the posed mesh projected through the crop's K, residual
+               divided by the image size, robust pseudo-Huber sqrt(r^2 + eps^2) - eps per keypoint,
+               weighted by the visibility and averaged over the visible keypoints (weak supervision).
+- shape_prior: mean squared deviation of the betas from the body model's mean betas.
+- pose_prior:  mean over the non-root joints of ||R_j - I||_F^2 (= 4 (1 - cos angle)): a pull of
+               the local joint rotations towards the rest pose; the root orientation is free. (A
+               joint-limit penalty would need per-joint limits the body-model file does not carry.)
+Distances use a norm whose gradient is 0 (not NaN) at exactly zero residual.
+The driver's loss is sum_t weight_t * term_t per example; it averages over the global batch.
+"""
+import ml_collections
+import tensorflow as tf
+
+from pose_era import geometry
+
+TERMS = ("markers3d", "marker_mesh", "joints3d", "vertices", "reproj", "shape_prior", "pose_prior")
+
+
+def default_loss_config():
+    """Loss weights and options (config.loss); terms with weight 0 are skipped."""
+    c = ml_collections.ConfigDict()
+    c.markers3d = 1.0
+    c.marker_mesh = 1.0
+    c.joints3d = 1.0
+    c.vertices = 1.0
+    c.reproj = 1.0
+    c.shape_prior = 1e-3
+    c.pose_prior = 1e-3
+    c.deep_supervision = True   # markers3d over all L estimates (False: the last one only)
+    c.reproj_eps = 0.01         # pseudo-Huber scale, in units of the image size (~5 px at 480)
+    return c
+
+
+def safe_norm(x, axis=-1):
+    """Euclidean norm with gradient 0 at x = 0 (plain sqrt gives NaN there)."""
+    sq = tf.reduce_sum(tf.square(x), axis=axis)
+    nonzero = sq > 0
+    return tf.where(nonzero, tf.sqrt(tf.where(nonzero, sq, tf.ones_like(sq))), tf.zeros_like(sq))
+
+
+def mean_distance(pred, true):
+    """(B,...,N,3) x2 -> (B,...) mean point distance."""
+    return tf.reduce_mean(safe_norm(pred - true), axis=-1)
+
+
+def root_relative(points, root_index=0):
+    return points - points[..., root_index:root_index + 1, :]
+
+
+def reprojection(points, K, kp2d, image_size, eps):
+    """(B,) robust 2D error of (B,N,3) camera-frame points against (B,N,3) pixels + visibility.
+
+    Depth is clamped to >= 1 cm before projecting so that points behind the camera give a large,
+    finite residual instead of a sign flip or a division by zero.
+    """
+    z = tf.maximum(points[..., 2:], 0.01)
+    uv = geometry.project(tf.concat([points[..., :2], z], axis=-1), K)
+    r = (uv - kp2d[..., :2]) / float(image_size)
+    rho = tf.sqrt(tf.reduce_sum(tf.square(r), -1) + eps ** 2) - eps
+    vis = kp2d[..., 2]
+    return tf.reduce_sum(vis * rho, -1) / tf.maximum(tf.reduce_sum(vis, -1), 1.0)
+
+
+def pose_prior(rotmats):
+    """(B,J,3,3) -> (B,) mean ||R_j - I||_F^2 over the non-root joints."""
+    eye = tf.eye(3, dtype=rotmats.dtype)
+    return tf.reduce_mean(tf.reduce_sum(tf.square(rotmats[:, 1:] - eye), axis=[-2, -1]), -1)
+
+
+def loss_terms(outputs, targets, K, image_size, body_model, config):
+    """dict term -> (per-example value (B,), per-example mask (B,)) for terms with weight > 0."""
+    f32 = lambda x: tf.cast(x, tf.float32)  # noqa: E731
+    batch = tf.shape(outputs["markers"])[0]
+    ones = tf.ones([batch], tf.float32)
+    terms = {}
+    if config.markers3d:
+        est = outputs["markers_list"] if config.deep_supervision else outputs["markers"][:, None]
+        d = mean_distance(f32(est), f32(targets["markers"])[:, None])
+        terms["markers3d"] = (tf.reduce_mean(d, axis=1), f32(targets["has_markers"]))
+    if config.marker_mesh:
+        terms["marker_mesh"] = (mean_distance(f32(outputs["markers"]),
+                                              f32(outputs["mesh_markers"])), ones)
+    if config.joints3d:
+        terms["joints3d"] = (mean_distance(root_relative(f32(outputs["h36m17"])),
+                                           root_relative(f32(targets["j3d"]))),
+                             f32(targets["has_j3d"]))
+    if config.vertices:
+        has = f32(targets["has_params"])
+        true = body_model(f32(targets["betas"]), geometry.axis_angle_to_matrix(f32(targets["pose"])),
+                          f32(targets["transl"]))
+        pred_v = f32(outputs["vertices"]) - f32(outputs["h36m17"])[:, :1]
+        true_v = true["vertices"] - true["h36m17"][:, :1]
+        terms["vertices"] = (mean_distance(pred_v, true_v), has)
+    if config.reproj:
+        terms["reproj"] = (reprojection(f32(outputs["coco17"]), f32(K), f32(targets["kp2d"]),
+                                        image_size, config.reproj_eps),
+                           tf.cast(tf.reduce_any(targets["kp2d"][..., 2] > 0, -1), tf.float32))
+    if config.shape_prior:
+        mean = tf.constant(body_model.mean_betas, tf.float32)
+        terms["shape_prior"] = (tf.reduce_mean(tf.square(f32(outputs["betas"]) - mean), -1), ones)
+    if config.pose_prior:
+        terms["pose_prior"] = (pose_prior(f32(outputs["rotmats"])), ones)
+    return terms
+
+
+def pose_loss(outputs, targets, K, image_size, body_model, config):
+    """(per-example weighted total (B,), metrics) with metrics[term] = mean over masked examples."""
+    terms = loss_terms(outputs, targets, K, image_size, body_model, config)
+    total = tf.zeros_like(outputs["markers"][:, 0, 0], tf.float32)
+    metrics = {}
+    for name, (value, mask) in terms.items():
+        total += float(config[name]) * mask * value
+        metrics[f"loss/{name}"] = tf.reduce_sum(mask * value) / tf.maximum(tf.reduce_sum(mask), 1.0)
+    return total, metrics

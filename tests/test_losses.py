@@ -1,0 +1,144 @@
+"""pose_era.losses: each term zero at the ground truth, positive away from it, masked by has_*,
+and equal to a float64 NumPy reference."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pose_era import geometry, losses
+from tiny_body import tiny_body_model
+
+B, SIZE, L = 3, 96, 4
+
+
+@pytest.fixture(scope="module")
+def body():
+    return tiny_body_model(num_markers=16)
+
+
+@pytest.fixture(scope="module")
+def case(body):
+    """Ground truth = the mean body (zero betas, rest local pose) with random root and position,
+    so the priors are zero at the ground truth too; outputs = exactly the ground truth."""
+    rng = np.random.default_rng(0)
+    aa = np.zeros((B, body.num_joints, 3), np.float32)
+    aa[:, 0] = [np.pi, 0, 0] + rng.normal(0, 0.3, (B, 3))
+    transl = np.stack([rng.uniform(-0.3, 0.3, B), rng.uniform(-1.2, -0.8, B),
+                       rng.uniform(4, 6, B)], axis=1).astype(np.float32)
+    betas = np.zeros((B, body.num_betas), np.float32)
+    rotmats = geometry.axis_angle_to_matrix(aa)
+    gt = body(betas, rotmats, transl)
+    K = tf.constant(np.tile(np.array([[200.0, 0, 48], [0, 200, 48], [0, 0, 1]], np.float32),
+                            (B, 1, 1)))
+    kp2d = tf.concat([geometry.project(gt["coco17"], K), tf.ones((B, 17, 1))], axis=-1)
+    ones = tf.ones((B,))
+    targets = {"markers": gt["markers"], "has_markers": ones, "j3d": gt["h36m17"],
+               "has_j3d": ones, "kp2d": kp2d, "betas": betas, "pose": aa, "transl": transl,
+               "has_params": ones}
+    outputs = {"markers_list": tf.stack([gt["markers"]] * L, axis=1), "markers": gt["markers"],
+               "mesh_markers": gt["markers"], "h36m17": gt["h36m17"], "coco17": gt["coco17"],
+               "vertices": gt["vertices"], "betas": tf.constant(betas), "rotmats": rotmats}
+    return outputs, targets, K
+
+
+def terms(outputs, targets, K, body):
+    return losses.loss_terms(outputs, targets, K, SIZE, body, losses.default_loss_config())
+
+
+def perturbed(outputs, name, rng):
+    out = dict(outputs)
+    noise = lambda x: x + rng.normal(0, 0.05, x.shape).astype(np.float32)  # noqa: E731
+    if name == "markers3d":
+        out["markers_list"] = noise(out["markers_list"].numpy())
+    elif name == "marker_mesh":
+        out["markers"] = noise(out["markers"].numpy())
+    elif name == "joints3d":  # not the pelvis: the vertex term aligns on it
+        h = out["h36m17"].numpy()
+        out["h36m17"] = np.concatenate([h[:, :1], noise(h[:, 1:])], axis=1)
+    elif name == "vertices":
+        out["vertices"] = noise(out["vertices"].numpy())
+    elif name == "reproj":
+        out["coco17"] = noise(out["coco17"].numpy())
+    elif name == "shape_prior":
+        out["betas"] = noise(out["betas"].numpy())
+    elif name == "pose_prior":
+        out["rotmats"] = geometry.rot6d_to_matrix(noise(geometry.matrix_to_rot6d(out["rotmats"])))
+    return out
+
+
+def test_every_term_is_zero_at_the_ground_truth(case, body):
+    outputs, targets, K = case
+    values = terms(outputs, targets, K, body)
+    assert set(values) == set(losses.TERMS)
+    for name, (value, mask) in values.items():
+        np.testing.assert_allclose(value, 0.0, atol=1e-6, err_msg=name)
+        np.testing.assert_array_equal(mask, 1.0)
+
+
+@pytest.mark.parametrize("name", losses.TERMS)
+def test_each_term_is_positive_away_from_the_ground_truth(case, body, name):
+    outputs, targets, K = case
+    values = terms(perturbed(outputs, name, np.random.default_rng(1)), targets, K, body)
+    assert (values[name][0].numpy() > 1e-4).all(), name
+    for other, (value, _) in values.items():
+        if other != name:
+            np.testing.assert_allclose(value, 0.0, atol=1e-6, err_msg=f"{name} moved {other}")
+
+
+def test_terms_match_a_float64_numpy_reference(case, body):
+    outputs, targets, K = case
+    rng = np.random.default_rng(2)
+    out = perturbed(perturbed(outputs, "markers3d", rng), "reproj", rng)
+    out = perturbed(perturbed(out, "joints3d", rng), "pose_prior", rng)
+    values = terms(out, targets, K, body)
+    ml, gm = np.float64(out["markers_list"]), np.float64(targets["markers"])
+    ref = np.linalg.norm(ml - gm[:, None], axis=-1).mean(axis=(1, 2))
+    np.testing.assert_allclose(values["markers3d"][0], ref, rtol=1e-5)
+    p, t = np.float64(out["h36m17"]), np.float64(targets["j3d"])
+    ref = np.linalg.norm((p - p[:, :1]) - (t - t[:, :1]), axis=-1).mean(-1)
+    np.testing.assert_allclose(values["joints3d"][0], ref, rtol=1e-5)
+    pts, k = np.float64(out["coco17"]), np.float64(K)
+    uv = np.einsum("bij,bnj->bni", k, pts)
+    r = (uv[..., :2] / uv[..., 2:] - np.float64(targets["kp2d"])[..., :2]) / SIZE
+    eps = losses.default_loss_config().reproj_eps
+    ref = (np.sqrt((r ** 2).sum(-1) + eps ** 2) - eps).mean(-1)
+    np.testing.assert_allclose(values["reproj"][0], ref, rtol=1e-4)
+    rot = np.float64(out["rotmats"])[:, 1:]
+    cos = (np.trace(rot, axis1=-2, axis2=-1) - 1) / 2
+    np.testing.assert_allclose(values["pose_prior"][0], (4 * (1 - cos)).mean(-1), rtol=1e-4,
+                               atol=1e-7)
+
+
+def test_flags_mask_terms_and_visibility_weights_keypoints(case, body):
+    outputs, targets, K = case
+    out = perturbed(perturbed(outputs, "markers3d", np.random.default_rng(3)), "reproj",
+                    np.random.default_rng(4))
+    t = dict(targets, has_markers=tf.constant([1.0, 0.0, 1.0]))
+    kp = targets["kp2d"].numpy()
+    kp[1, :, 2] = 0.0            # example 1: no visible keypoint -> no 2D term
+    kp[2, 5:, 2] = 0.0           # example 2: only the first 5 keypoints count
+    t["kp2d"] = tf.constant(kp)
+    config = losses.default_loss_config()
+    per_example, metrics = losses.pose_loss(out, t, K, SIZE, body, config)
+    values = losses.loss_terms(out, t, K, SIZE, body, config)
+    np.testing.assert_array_equal(values["markers3d"][1], [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(values["reproj"][1], [1.0, 0.0, 1.0])
+    expected = sum(config[n] * values[n][0] * values[n][1] for n in values)
+    np.testing.assert_allclose(per_example, expected, rtol=1e-6)
+    assert float(metrics["loss/markers3d"]) == pytest.approx(
+        float(tf.reduce_mean(tf.gather(values["markers3d"][0], [0, 2]))), rel=1e-6)
+    only5 = dict(out, coco17=tf.concat([out["coco17"][:, :5], outputs["coco17"][:, 5:]], 1))
+    np.testing.assert_allclose(losses.loss_terms(only5, t, K, SIZE, body, config)["reproj"][0][2],
+                               values["reproj"][0][2], rtol=1e-6)
+    config.markers3d = 0.0       # weight 0: the term is not computed at all
+    assert "markers3d" not in losses.loss_terms(out, t, K, SIZE, body, config)
+
+
+def test_gradients_are_finite_at_the_ground_truth(case, body):
+    outputs, targets, K = case
+    out = {k: tf.Variable(v) for k, v in outputs.items()}
+    with tf.GradientTape() as tape:
+        total, _ = losses.pose_loss(out, targets, K, SIZE, body, losses.default_loss_config())
+        total = tf.reduce_sum(total)
+    for name, grad in zip(out, tape.gradient(total, list(out.values()))):
+        if grad is not None:
+            assert np.isfinite(grad.numpy()).all(), name

@@ -1,0 +1,165 @@
+"""The pose network: backbones, shared-weight head, marker refinement from the mean body, sizes."""
+import numpy as np
+import keras
+import ml_collections
+import pytest
+import tensorflow as tf
+
+from models import backbones, pose_net
+from models.thundr import ThundrHead
+from pose_era import geometry, losses
+from tiny_body import tiny_body_model
+
+# The ERA supplement's Table 8 (millions of parameters, MarkerPoser included).
+TABLE8 = {("mobilenet_v2", "mixer", 64): 4.1, ("mobilenet_v2", "mixer", 256): 5.1,
+          ("mobilenet_v2", "transformer", 64): 3.5, ("mobilenet_v2", "transformer", 256): 4.3,
+          ("resnet50", "transformer", 256): 25.0}
+
+
+def make_config(size=96, kind="mixer", width=64, activation="relu", depth=4, backbone="mobilenet_v2",
+                num_markers=16):
+    c = ml_collections.ConfigDict()
+    c.model = pose_net.default_model_config()
+    c.model.backbone.name = backbone
+    c.model.head.kind, c.model.head.width, c.model.head.depth = kind, width, depth
+    c.model.activation, c.model.num_markers = activation, num_markers
+    c.data = ml_collections.ConfigDict({"image_size": size})
+    return c
+
+
+def camera(batch, size, focal=None, cx=None, cy=None):
+    f = 2.0 * size if focal is None else focal
+    K = np.array([[f, 0, size / 2 if cx is None else cx], [0, f, size / 2 if cy is None else cy],
+                  [0, 0, 1]], np.float32)
+    return tf.constant(np.tile(K, (batch, 1, 1)))
+
+
+@pytest.fixture(scope="module")
+def body():
+    return tiny_body_model(num_markers=16)
+
+
+def test_backbone_feature_map_and_weight_errors(tmp_path, monkeypatch):
+    net = backbones.build_backbone("mobilenet_v2", 96)
+    assert net(tf.zeros((1, 96, 96, 3))).shape == (1, 3, 3, 1280)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="mobilenet_v2_weights_tf_dim_ordering.*no_top"):
+        backbones.build_backbone("mobilenet_v2", 96, "imagenet")
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        backbones.build_backbone("resnet50", 96, str(tmp_path / "missing.h5"))
+    with pytest.raises(ValueError, match="backbone.name"):
+        backbones.build_backbone("vgg16", 96)
+    # A weights file is really loaded: save one net's weights, load them into a fresh build.
+    path = tmp_path / "mnv2.weights.h5"
+    net.get_layer(index=2).save_weights(path)
+    again = backbones.build_backbone("mobilenet_v2", 96, str(path))
+    x = tf.random.uniform((1, 96, 96, 3), seed=1)
+    np.testing.assert_allclose(again(x), net(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", ["mixer", "transformer"])
+def test_output_shapes(body, kind):
+    model = pose_net.build_pose_model(make_config(kind=kind), body)
+    out = model({"image": tf.random.uniform((2, 96, 96, 3)), "K": camera(2, 96)})
+    j, k, v = body.num_joints, body.num_markers, body.num_vertices
+    expected = {"markers_list": (2, 4, k, 3), "markers": (2, k, 3), "rot6d": (2, j, 6),
+                "rotmats": (2, j, 3, 3), "betas": (2, body.num_betas), "transl": (2, 3),
+                "vertices": (2, v, 3), "joints": (2, j, 3), "mesh_markers": (2, k, 3),
+                "h36m17": (2, 17, 3), "coco17": (2, 17, 3)}
+    assert {name: tuple(t.shape) for name, t in out.items()} == expected
+
+
+def test_parameter_counts_match_table8():
+    """Built at 480x480 (the token count sets the Mixer's size) with 64 markers, weights=None."""
+    body = tiny_body_model(num_markers=64)
+    for (backbone, kind, width), millions in TABLE8.items():
+        model = pose_net.build_pose_model(
+            make_config(480, kind, width, backbone=backbone, num_markers=64), body)
+        counts = pose_net.count_params(model)
+        assert counts["total"] == counts["backbone"] + counts["head"] + counts["markerposer"]
+        assert abs(counts["total"] / (millions * 1e6) - 1) < 0.15, (backbone, kind, width, counts)
+        assert 0.75e6 < counts["markerposer"] < 1.05e6
+        keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("kind", ["mixer", "transformer"])
+def test_one_block_shared_over_the_depth(body, kind):
+    one = pose_net.build_pose_model(make_config(kind=kind, depth=1), body)
+    four = pose_net.build_pose_model(make_config(kind=kind, depth=4), body)
+    assert len(one.trainable_variables) == len(four.trainable_variables)
+    assert one.count_params() == four.count_params()
+    head = four.get_layer("head")
+    block = head.block
+    calls = []
+    original = block.call
+    block.call = lambda *a, **kw: calls.append(1) or original(*a, **kw)
+    four({"image": tf.zeros((1, 96, 96, 3)), "K": camera(1, 96)})
+    assert len(calls) == 4
+    # The block's weights are the head's only Transformer/Mixer weights (one copy).
+    block_ids = {id(v) for v in block.weights}
+    assert all(id(v) in block_ids for v in head.weights if "shared_block" in v.path)
+
+
+def test_refinement_starts_from_the_mean_body_filling_the_crop(body):
+    size, fill = 96, 0.8
+    config = make_config(size)
+    config.model.init_fill = fill
+    model = pose_net.build_pose_model(config, body)
+    K = tf.concat([camera(1, size), camera(1, size, focal=300.0, cx=40.0, cy=60.0)], axis=0)
+    out = model({"image": tf.random.uniform((2, size, size, 3)), "K": K})
+    m0 = out["markers_list"][:, 0]
+    for step in range(1, 4):  # zero-initialised corrections: every step is still M_0
+        np.testing.assert_array_equal(out["markers_list"][:, step], m0)
+    # M_0 is the mean body (the tiny body is SMPL-framed: upright = diag(1,-1,-1)) translated.
+    rot = np.tile(np.eye(3, dtype=np.float32), (2, body.num_joints, 1, 1))
+    rot[:, 0] = np.diag([1.0, -1.0, -1.0])
+    at_origin = body(tf.zeros((2, body.num_betas)), rot, tf.zeros((2, 3)))
+    shift = tf.reduce_mean(m0 - at_origin["markers"], axis=1)
+    np.testing.assert_allclose(m0, at_origin["markers"] + shift[:, None], atol=1e-5)
+    # ... placed so that its mesh fills `fill` of the crop, centred in it (up to the perspective
+    # of the body's own depth, ~1 % here).
+    uv = geometry.project(at_origin["vertices"] + shift[:, None], K).numpy()
+    lo, hi = uv.min(axis=1), uv.max(axis=1)
+    np.testing.assert_allclose((lo + hi) / 2, size / 2, atol=0.5)
+    np.testing.assert_allclose((hi - lo).max(axis=1), fill * size, rtol=0.02)
+
+
+def test_era_activation_builds_and_runs(body):
+    model = pose_net.build_pose_model(make_config(activation="era", kind="transformer"), body)
+    out = model({"image": tf.random.uniform((1, 96, 96, 3)), "K": camera(1, 96)})
+    assert np.isfinite(out["vertices"].numpy()).all()
+    assert any("era" in v.path.lower() for v in model.get_layer("head").weights)
+
+
+def test_training_steps_reduce_the_loss_on_a_fixed_batch(body):
+    """Ground truth from the tiny body: a few Adam steps on one batch lower the total loss."""
+    size, batch = 96, 2
+    model = pose_net.build_pose_model(make_config(size, kind="transformer"), body)
+    K = camera(batch, size, focal=200.0)
+    rng = np.random.default_rng(0)
+    aa = rng.normal(0, 0.3, (batch, body.num_joints, 3)).astype(np.float32)
+    aa[:, 0] = [np.pi, 0, 0]
+    betas = rng.normal(0, 1, (batch, body.num_betas)).astype(np.float32)
+    transl = np.array([[0.1, -0.9, 5.0], [-0.2, -1.1, 6.0]], np.float32)
+    gt = body(betas, geometry.axis_angle_to_matrix(aa), transl)
+    kp2d = tf.concat([geometry.project(gt["coco17"], K), tf.ones((batch, 17, 1))], axis=-1)
+    ones = tf.ones((batch,))
+    targets = {"markers": gt["markers"], "has_markers": ones, "j3d": gt["h36m17"],
+               "has_j3d": ones, "kp2d": kp2d, "betas": betas, "pose": aa, "transl": transl,
+               "has_params": ones}
+    inputs = {"image": tf.random.uniform((batch, size, size, 3), seed=3), "K": K}
+    opt = keras.optimizers.Adam(1e-3)
+    config = losses.default_loss_config()
+
+    def total():
+        per_example, _ = losses.pose_loss(model(inputs, training=True), targets, K, size, body,
+                                          config)
+        return tf.reduce_mean(per_example)
+
+    first = float(total())
+    for _ in range(5):
+        with tf.GradientTape() as tape:
+            loss = total()
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+    assert float(total()) < 0.9 * first
