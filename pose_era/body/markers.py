@@ -52,7 +52,10 @@ def marker_vertices(mesh, count):
     if count % 2 and not on_mid.any():
         raise ValueError(f"{count} markers need a midline vertex, the mesh has none; "
                          "use an even number")
-    chosen, dist = [], np.full(len(cand), np.inf)
+    # A pair's two markers are 2|x| apart: count that as a distance too, so that no pair
+    # straddles the midline.
+    dist = np.where(on_mid, np.inf, np.linalg.norm(v[cand] - v[mesh.mirror[cand]], axis=1))
+    chosen = []
     while len(chosen) < count:
         # Start at the top of the head; when one slot is left only a midline vertex fits.
         score = v[cand, 1] if not chosen else dist

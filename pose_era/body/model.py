@@ -52,8 +52,10 @@ class BodyModel:
         self.marker_flip = a.get("marker_flip")
         self.metadata = {k: str(a[k]) for k in body_format.METADATA_KEYS if k in a}
         markers = a["markers"]
-        if markers.ndim == 1:
-            markers = np.eye(self.num_vertices, dtype=np.float32)[markers]
+        if markers.ndim == 1:  # vertex ids -> one-hot regressor rows
+            ids = markers
+            markers = np.zeros((len(ids), self.num_vertices), np.float32)
+            markers[np.arange(len(ids)), ids] = 1.0
         self.num_markers = markers.shape[0]
         self.keypoint_sets = {k: a[k] for k in body_format.KEYPOINT_SETS if k in a}
 
@@ -90,11 +92,13 @@ class BodyModel:
         """Read a body-model `.npz` (clear error when it is missing or malformed)."""
         return cls(body_format.load(path))
 
-    def rest_joints(self, betas):
-        """(B, S') betas -> (B, J, 3) joint locations of the shaped body in its rest pose."""
+    def rest_joints(self, betas, shaped=None):
+        """(B, S') betas -> (B, J, 3) joint locations of the shaped body in its rest pose
+        (`shaped`: the betas' rest vertices, when already computed)."""
         betas = tf.cast(betas, tf.float32)
         if self._j_regressor is not None:
-            return tf.einsum("jv,bvc->bjc", self._j_regressor, self.shaped_vertices(betas))
+            shaped = self.shaped_vertices(betas) if shaped is None else shaped
+            return tf.einsum("jv,bvc->bjc", self._j_regressor, shaped)
         s = betas.shape[-1]
         return self._j_template + tf.einsum("jcs,bs->bjc", self._j_shapedirs[..., :s], betas)
 
@@ -128,7 +132,7 @@ class BodyModel:
         rotmats = tf.cast(rotmats, tf.float32)
         transl = tf.cast(transl, tf.float32)
         v = self.shaped_vertices(betas)
-        joints = self.rest_joints(betas)
+        joints = self.rest_joints(betas, v)
         if self._posedirs is not None:
             feat = rotmats[:, 1:] - tf.eye(3)
             feat = tf.reshape(feat, [-1, 9 * (self.num_joints - 1)])
