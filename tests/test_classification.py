@@ -60,6 +60,8 @@ def test_era_adds_one_parameter_set_per_activation():
     # degree 2: numerator (a, b, c1, d1) + denominator (e1, f1); three activations, layer sharing
     assert era.count_params() - relu.count_params() == 3 * 6
     assert sum(isinstance(layer, ERA) for layer in era.layers) == 3
+    assert task.count_params(era) == {"total": era.count_params(), "era": 18,
+                                      "kernels": 9 * 3 * 64 + 9 * 64 * 64 + 4 * 4 * 64 * 128 + 128 * 10}
 
 
 def test_resnet18_shapes_and_standard_size():

@@ -4,11 +4,14 @@ Plugs models/classifiers.py and data_pipelines/classification.py into pose_era.t
 cross-entropy per example, accuracy as the metric, and L2 only on conv/dense kernels (the driver
 adds it), never on ERA or normalisation parameters, as in the ERA reference training.
 """
+import math
+
 import keras
 import tensorflow as tf
 
 from data_pipelines import classification as data
 from models import classifiers
+from pose_era.era import ERA
 
 
 def build_model(config):
@@ -52,6 +55,14 @@ def regularized_weights(model):
     """Conv and dense kernels: the weights the supplement's L2 applies to."""
     return [layer.kernel for layer in model._flatten_layers()
             if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+
+
+def count_params(model):
+    """Parameter counts for `python -m pose_era.train --dry_run`: all, ERA's, regularised."""
+    layers = list(model._flatten_layers())
+    return {"total": model.count_params(),
+            "era": sum(l.count_params() for l in layers if isinstance(l, ERA)),
+            "kernels": sum(math.prod(w.shape) for w in regularized_weights(model))}
 
 
 def evaluate(model, dataset):
