@@ -142,13 +142,14 @@ def _params(example, q, flip, angle, symmetry):
 
 
 def color(image, params):
-    """Per-channel gain, contrast about the mean grey, saturation about each pixel's grey."""
-    image = image * params["gain"]
-    grey = tf.reduce_mean(image, axis=-1, keepdims=True)
-    image = tf.reduce_mean(grey) + params["contrast"] * (image - tf.reduce_mean(grey))
-    grey = tf.reduce_mean(image, axis=-1, keepdims=True)
-    image = grey + params["saturation"] * (image - grey)
-    return tf.clip_by_value(image, 0.0, 1.0)
+    """Per-channel gain, then contrast about the image's mean grey, then saturation about
+    each pixel's grey: together one affine colour map x -> M x + b, applied in one pass."""
+    gain, c, s = params["gain"], params["contrast"], params["saturation"]
+    mean_grey = tf.reduce_sum(tf.reduce_mean(image, axis=[0, 1]) * gain) / 3.0
+    saturate = s * tf.eye(3) + (1.0 - s) / 3.0 * tf.ones([3, 3])
+    m = c * saturate * gain[None, :]  # saturate @ (c * diag(gain))
+    b = (1.0 - c) * mean_grey  # saturation keeps a grey offset unchanged
+    return tf.clip_by_value(tf.einsum("hwc,dc->hwd", image, m) + b, 0.0, 1.0)
 
 
 def augment(example, seed, cfg=AugmentConfig(), symmetry=Symmetry()):

@@ -6,6 +6,8 @@
     -> prefetch; infinite.
   split "test": the first named source, file order, not augmented, batched (eval.batch_size),
     remainder kept; finite. Sharded too when an input_context is given.
+  split "val": the first data.val_size examples of "test" (all when 0 or unset), for the
+    evaluations during training.
 Sources (config.data.name, several joined by "+" for weak supervision, e.g. "synthetic+coco",
 drawn with config.data.mix_weights, equal by default):
   synthetic  train: TFRecord shards of data_pipelines.synthetic; test: DIR/synth_test.npz
@@ -30,7 +32,7 @@ from data_pipelines import augment as augment_lib
 from data_pipelines import coco, h36m, schema
 
 SOURCES = ("synthetic", "h36m", "coco")
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "val")
 
 
 def _data(config):
@@ -108,9 +110,11 @@ def _shard_range(n, input_context):
     return ds.shard(k, i), len(range(i, n, k))
 
 
-def _file_examples(src, input_context, shuffle_seed):
-    """A FileSource's examples for this pipeline: indices sharded, shuffled if a seed is given."""
-    indices, count = _shard_range(len(src), input_context)
+def _file_examples(src, input_context, shuffle_seed, limit=None):
+    """A FileSource's examples for this pipeline: indices sharded, shuffled if a seed is given;
+    `limit`: only the first that many samples."""
+    n = len(src) if not limit else min(int(limit), len(src))
+    indices, count = _shard_range(n, input_context)
     if count == 0:
         raise ValueError(f"{src.name}: {len(src)} samples cannot feed "
                          f"{input_context.num_input_pipelines} input pipelines")
@@ -139,6 +143,21 @@ def _synthetic_train(config, input_context, seed, sizes):
     ds = ds.map(lambda s: schema.complete(records.parse_example(s), sizes, size),
                 num_parallel_calls=tf.data.AUTOTUNE)
     return ds.ignore_errors()
+
+
+def num_examples(config, split):
+    """Examples in one pass over `split` of the first named source (a mixture's epoch is
+    counted in its first, primary, source); reads the source's index (npz / json / meta)."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    data = _data(config)
+    name = source_names(config)[0]
+    if name == "synthetic" and split == "train":
+        from data_pipelines.synthetic.writer import read_meta
+        return int(read_meta(_synthetic_folder(config))["train"])
+    n = len(_file_source(config, name, "train" if split == "train" else "test",
+                         label_sizes(config)))
+    return min(n, int(data.val_size)) if split == "val" and data.get("val_size") else n
 
 
 def augment_config(config):
@@ -172,8 +191,10 @@ def build_dataset(config, split, input_context=None, body_model=None):
     batch = (input_context.get_per_replica_batch_size(global_batch) if input_context
              else global_batch)
 
-    if split == "test":
-        ds = _file_examples(_file_source(config, names[0], split, sizes), input_context, None)
+    if split != "train":
+        src = _file_source(config, names[0], "test", sizes)
+        limit = data.get("val_size", 0) if split == "val" else None
+        ds = _file_examples(src, input_context, None, limit)
         return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
 
     weights = [float(w) for w in data.get("mix_weights", ())] or [1.0] * len(names)

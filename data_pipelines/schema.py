@@ -28,10 +28,11 @@ class LabelSizes:
 
     @classmethod
     def from_config(cls, config):
-        """config.data.{num_markers, num_betas, num_joints}, each defaulting to the Anny file's."""
-        data = config.data
-        default = cls()
-        return cls(int(data.get("num_markers", default.num_markers)),
+        """config.data.{num_markers, num_betas, num_joints} (num_markers also from
+        config.model.num_markers), each defaulting to the Anny file's."""
+        data, default = config.data, cls()
+        markers = config.get("model", {}).get("num_markers", default.num_markers)
+        return cls(int(data.get("num_markers", markers)),
                    int(data.get("num_betas", default.num_betas)),
                    int(data.get("num_joints", default.num_joints)))
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipelines import augment, constants
+from data_pipelines import augment, constants, images
 from pose_era import geometry
 from pose_era.body import BodyModel
 from tests import data_files as files
@@ -177,3 +177,31 @@ def test_random_augment_is_consistent_and_reproducible():
     again = augment.augment(ex, tf.constant([7, 0]), cfg)
     np.testing.assert_array_equal(again["image"].numpy(), outs[0]["image"].numpy())
     assert not np.allclose(outs[0]["K"].numpy(), outs[1]["K"].numpy())
+
+
+def test_colour_is_gain_then_contrast_then_saturation():
+    rng = np.random.default_rng(5)
+    image = rng.uniform(0, 1, (8, 9, 3))
+    params = {"gain": tf.constant([1.2, 0.8, 1.1]), "contrast": tf.constant(0.7),
+              "saturation": tf.constant(1.3)}
+    x = image * [1.2, 0.8, 1.1]
+    x = x.mean() + 0.7 * (x - x.mean())
+    grey = x.mean(axis=-1, keepdims=True)
+    expected = np.clip(grey + 1.3 * (x - grey), 0, 1)
+    got = augment.color(tf.constant(image, tf.float32), params).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [tf.uint8, tf.float32])
+def test_fast_and_general_warps_agree(dtype):
+    rng = np.random.default_rng(6)
+    image = tf.cast(rng.uniform(0, 255 if dtype == tf.uint8 else 1, (30, 40, 3)), dtype)
+    affine = tf.constant([[-1.7, 0.0, 50.0], [0.0, 1.3, -4.0], [0.0, 0.0, 1.0]])
+    fast = images._warp_aligned(image, affine, 24).numpy()
+    general = images._warp_general(tf.cast(image, tf.float32), affine, 24).numpy()
+    # Equal wherever all four bilinear neighbours are inside the source.
+    inside = general.min(axis=-1) > 0
+    inside[[0, -1]], inside[:, [0, -1]] = False, False
+    scale = 255.0 if dtype == tf.uint8 else 1.0
+    np.testing.assert_allclose(fast[inside] / scale, general[inside] / scale, atol=1e-5)
+    assert inside.sum() > 200

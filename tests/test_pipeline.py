@@ -1,5 +1,6 @@
 """build_dataset: sources by name, batching, sharding with an InputContext of 2 replicas, a
 MirroredStrategy step on two logical CPUs, mixtures, the synthetic branch, config errors."""
+import json
 import shutil
 
 import ml_collections
@@ -54,6 +55,13 @@ def test_test_split_is_ordered_and_finite(h36m_dir):
     assert [len(b["imgname"]) for b in batches] == [2, 2, 1]  # eval.batch_size, remainder kept
     names = sum((_names(b) for b in batches), [])
     assert names == [f"images/S9_Walking_1.xyz_{i:06d}.jpg" for i in range(5)]
+
+
+def test_val_slice_and_example_counts(h36m_dir):
+    config = _config("h36m", h36m_dir, val_size=3)
+    names = sum((_names(b) for b in pipeline.build_dataset(config, "val")), [])
+    assert names == [f"images/S9_Walking_1.xyz_{i:06d}.jpg" for i in range(3)]
+    assert [pipeline.num_examples(config, s) for s in ("train", "test", "val")] == [5, 5, 3]
 
 
 def test_sharding_with_two_input_pipelines(h36m_dir):
@@ -115,6 +123,7 @@ def _synthetic_folder(directory, n_train=6):
     directory.mkdir(exist_ok=True)
     records.write_shard(directory / records.shard_name("train", 0, 2), examples[:3])
     records.write_shard(directory / records.shard_name("train", 1, 2), examples[3:])
+    (directory / "meta.json").write_text(json.dumps({"train": n_train, "test": 2}))
     files.spin_npz(directory, n=2, ext=".jpg")
     shutil.move(directory / "data.npz", directory / "synth_test.npz")
     return examples
@@ -131,13 +140,14 @@ def test_synthetic_branch(tmp_path):
     assert (batch["has_params"].numpy() == 1).all()
     test = list(pipeline.build_dataset(config, "test"))
     assert sum(len(b["imgname"]) for b in test) == 2  # synth_test.npz, via the h36m reader
+    assert pipeline.num_examples(config, "train") == 6
 
 
 def test_config_errors(h36m_dir):
     with pytest.raises(ValueError, match="unknown source"):
         pipeline.build_dataset(_config("h36m+mpii", h36m_dir), "train")
     with pytest.raises(ValueError, match="split must be one of"):
-        pipeline.build_dataset(_config("h36m", h36m_dir), "val")
+        pipeline.build_dataset(_config("h36m", h36m_dir), "validation")
     with pytest.raises(ValueError, match="mix_weights has 1 entries"):
         pipeline.build_dataset(_config("h36m+coco", h36m_dir, mix_weights=(1.0,),
                                        coco_json="x.json"), "train")
