@@ -162,6 +162,10 @@ def test_keypoints_and_markers(smpl_file):
     assert coco[0, smpl.SMPL_VERTEX_IDS["nose"]] == 1.0
     np.testing.assert_allclose(coco[5], j_reg[16], rtol=1e-6)  # left shoulder
     np.testing.assert_allclose(arrays["h36m17"].sum(1), 1.0, rtol=1e-6)
+    h36m = np.random.default_rng(2).random((17, 6890))
+    np.save(path.parent / "J_regressor_h36m.npy", h36m)
+    given = smpl.convert(path, num_markers=16, h36m_regressor=path.parent / "J_regressor_h36m.npy")
+    np.testing.assert_allclose(given["h36m17"], h36m, rtol=1e-6)
     v = arrays["v_template"]
     np.testing.assert_allclose(v[arrays["markers"][arrays["marker_flip"]]],
                                v[arrays["markers"]] * [-1, 1, 1], atol=1e-6)

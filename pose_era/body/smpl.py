@@ -140,7 +140,10 @@ def _smpl_keypoints(j_regressor, h36m_regressor):
 
 
 def convert(path, num_markers=64, h36m_regressor=None):
-    """An SMPL model file -> arrays of the project's body-model format (see format.py)."""
+    """An SMPL model file -> arrays of the project's body-model format (see format.py).
+
+    `h36m_regressor`: optional path of a (17, 6890) .npy H36M joint regressor (SPIN's).
+    """
     raw = read_smpl(path)
     v_template = np.asarray(raw["v_template"], np.float32)
     j_regressor = np.asarray(raw["J_regressor"], np.float32)
@@ -168,10 +171,15 @@ def convert(path, num_markers=64, h36m_regressor=None):
     ids = markers.marker_vertices(mesh, num_markers)
     arrays.update(markers=ids, marker_flip=markers.flip_permutation(mesh, ids))
     if len(v_template) == SMPL_NUM_VERTICES and names == SMPL_JOINT_NAMES:
+        regressor = None
         if h36m_regressor is not None:
-            h36m_regressor = np.load(h36m_regressor)
-            if h36m_regressor.shape != (17, SMPL_NUM_VERTICES):
-                raise ValueError(f"the H36M regressor has shape {h36m_regressor.shape}, "
+            if not Path(h36m_regressor).is_file():
+                raise FileNotFoundError(f"H36M regressor {h36m_regressor} does not exist")
+            regressor = np.load(h36m_regressor)
+            if regressor.shape != (17, SMPL_NUM_VERTICES):
+                raise ValueError(f"the H36M regressor has shape {regressor.shape}, "
                                  f"expected (17, {SMPL_NUM_VERTICES})")
-        arrays.update(_smpl_keypoints(j_regressor, h36m_regressor))
+        arrays.update(_smpl_keypoints(j_regressor, regressor))
+    elif h36m_regressor is not None:
+        raise ValueError("--h36m-regressor needs an SMPL file with 6890 vertices and 24 joints")
     return arrays
