@@ -115,9 +115,11 @@ def dataset_file(data, protocol, config):
 
 
 def make_dataset(npz, name, config, body, batch_size):
-    """Batched schema examples of a SPIN-layout npz (images resolved beside it)."""
+    """Batched schema examples of a SPIN-layout npz (images resolved beside it), with the
+    intrinsics rule the training pipeline uses (data.h36m_intrinsics, default auto)."""
     source = h36m.source(str(npz), image_size=int(config.data.image_size),
-                         sizes=schema.LabelSizes.from_body_model(body), name=name)
+                         sizes=schema.LabelSizes.from_body_model(body),
+                         intrinsics=config.data.get("h36m_intrinsics", "auto"), name=name)
     ds = source.examples(source.records(), len(source))
     return ds.batch(batch_size).prefetch(2), len(source)
 

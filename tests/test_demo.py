@@ -11,9 +11,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
 import trimesh
 
+from data_pipelines import images
 from data_pipelines.synthetic import renderer
+from pose_era import geometry
 from tests.tiny_pose_workdir import STEP, make_workdir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
@@ -119,3 +122,17 @@ def test_bad_inputs_are_one_line_and_exit_2(workdir, tmp_path, capsys, monkeypat
 
 def test_crop_box_is_square_and_enlarged():
     np.testing.assert_allclose(demo.crop_box((10, 20, 40, 100)), [-30, 10, 90, 130])
+
+
+def test_large_photo_crop_keeps_the_crop_intrinsics():
+    """Shrinking a big photo before the warp changes the pixels' sampling, not the camera."""
+    h, w, size = 1500, 2000, 64
+    v, u = np.mgrid[0:h, 0:w].astype(np.float32)
+    image = np.stack([u / w, v / h, 0.5 + 0 * u], axis=-1)  # smooth: both paths agree
+    K_full = demo.full_intrinsics(w, h)
+    box = demo.crop_box((700.0, 300.0, 500.0, 900.0))
+    crop, K_crop = demo.prepare_crop(image, K_full, box, size)
+    np.testing.assert_allclose(
+        K_crop, geometry.crop_intrinsics(tf.constant(K_full), box, size).numpy(), rtol=1e-5)
+    direct, _, _ = images.crop(tf.constant(image), K_full, box, size)
+    np.testing.assert_allclose(crop.numpy(), direct.numpy(), atol=0.01)

@@ -55,6 +55,10 @@ HOG_TIGHTEN = 0.8    # HOG's 64x128 window has a margin around the person: shrin
 HOG_SIDE = 640       # the detector runs on the image resized to this longer side
 
 
+class DemoError(ValueError):
+    """A problem with the demo's inputs; the message says what to do."""
+
+
 def parse_bbox(text):
     """'x,y,w,h' -> (x, y, w, h) floats with w, h > 0 (argparse type)."""
     try:
@@ -77,13 +81,21 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def read_image(path):
-    """RGB float32 (H,W,3) in [0,1]; FileNotFoundError / ValueError naming the file."""
+def check_image(path):
+    """FileNotFoundError / DemoError unless `path` is a file OpenCV recognises as an image
+    (header only: cheap, so every input is checked before the model loads)."""
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such image file")
+    if not cv2.haveImageReader(str(path)):
+        raise DemoError(f"{path}: not an image OpenCV can read (JPEG, PNG, BMP, ...)")
+
+
+def read_image(path):
+    """RGB float32 (H,W,3) in [0,1]; DemoError when the file cannot be decoded."""
+    check_image(path)
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise ValueError(f"{path}: not an image OpenCV can read (JPEG, PNG, BMP, ...)")
+        raise DemoError(f"{path}: the image could not be decoded (truncated or damaged file?)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
 
 
@@ -92,11 +104,13 @@ def detect_person(image):
 
     OpenCV's default people detector (Dalal-Triggs HOG + linear SVM, shipped inside OpenCV);
     the image is resized to a longer side of HOG_SIDE pixels first, so people of any photo
-    size reach the detector's 64x128 window.
+    size reach the detector's 64x128 window. Detections lying mostly inside the most confident
+    one's box, or containing it (the same person found at another scale, e.g. only the legs),
+    are merged into it.
     """
     h, w = image.shape[:2]
     s = HOG_SIDE / max(h, w)
-    small = cv2.resize((image * 255).astype(np.uint8), (round(w * s), round(h * s)),
+    small = cv2.resize((image * 255).round().astype(np.uint8), (round(w * s), round(h * s)),
                        interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     hog = cv2.HOGDescriptor()
     hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
@@ -104,10 +118,18 @@ def detect_person(image):
                                           winStride=(8, 8), padding=(8, 8), scale=1.05)
     if len(rects) == 0:
         return None
-    x, y, bw, bh = (float(v) / s for v in rects[int(np.argmax(np.ravel(weights)))])
-    cx, cy = x + bw / 2, y + bh / 2
-    bw, bh = bw * HOG_TIGHTEN, bh * HOG_TIGHTEN
-    return cx - bw / 2, cy - bh / 2, bw, bh
+    corners = np.asarray(rects, np.float64) / s
+    corners[:, 2:] += corners[:, :2]                      # x0, y0, x1, y1
+    best = corners[int(np.argmax(np.ravel(weights)))]
+    box = best.copy()
+    for c in corners:
+        inter = np.prod(np.clip(np.minimum(c[2:], best[2:]) - np.maximum(c[:2], best[:2]), 0,
+                                None))
+        smaller = min(np.prod(c[2:] - c[:2]), np.prod(best[2:] - best[:2]))
+        if inter >= 0.5 * smaller:
+            box = np.concatenate([np.minimum(box[:2], c[:2]), np.maximum(box[2:], c[2:])])
+    centre, size = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) * HOG_TIGHTEN
+    return tuple(float(v) for v in (*(centre - size / 2), *size))
 
 
 def crop_box(xywh):
@@ -124,11 +146,30 @@ def full_intrinsics(width, height):
     return geometry.intrinsics(geometry.default_focal(width, height), width, height).numpy()
 
 
-def predict(model, image, K_full, box, size):
-    """Crop `box` to size x size (the readers' warp), run the model; returns (outputs, K_crop)."""
+def prepare_crop(image, K_full, box, size):
+    """The network's input: `box` of the photo resized to size x size, and its intrinsics.
+
+    The warp is the readers' (data_pipelines/images.crop, bilinear). A photo much larger than
+    the crop is first shrunk with area averaging so the warp never minifies more than 2x
+    (bilinear minification aliases); its K and the box are scaled with it, which leaves the
+    crop's intrinsics exactly crop_intrinsics(K_full, box, size).
+    """
+    h, w = image.shape[:2]
+    r = min(1.0, 2.0 * size / float(box[2] - box[0]))
+    if r < 1.0:
+        new_w, new_h = max(1, round(w * r)), max(1, round(h * r))
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        sx, sy = new_w / w, new_h / h
+        K_full = np.diag([sx, sy, 1.0]).astype(np.float32) @ K_full
+        box = box * np.array([sx, sy, sx, sy], np.float32)
     crop, K_crop, _ = images.crop(tf.constant(image), K_full, box, size)
-    outputs = model({"image": crop[None], "K": K_crop[None]}, training=False)
-    return {k: np.asarray(v)[0] for k, v in outputs.items()}, K_crop.numpy()
+    return crop, K_crop.numpy()
+
+
+def predict(model, crop, K_crop):
+    """Runs the model on one crop; returns its outputs as NumPy arrays without the batch axis."""
+    outputs = model({"image": crop[None], "K": tf.constant(K_crop[None])}, training=False)
+    return {k: np.asarray(v)[0] for k, v in outputs.items()}
 
 
 def _atomic(path, write):
@@ -195,7 +236,12 @@ def _imwrite(path, bgr):
 
 def run(args):
     """Checks every input, loads the model once, then writes the outputs of each image."""
-    photos = [(Path(p), read_image(p)) for p in args.images]
+    for p in args.images:
+        check_image(p)
+    stems = [Path(p).stem for p in args.images]
+    if len(set(stems)) < len(stems):
+        raise DemoError("two input images share a file name (outputs are named after it); "
+                        "rename or run them separately")
     if not Path(args.ckpt).exists() and args.ckpt == DEFAULT_CKPT:
         raise FileNotFoundError(f"no demo model in {DEFAULT_CKPT}: train one with `make demo`, "
                                 "or pass --ckpt WORKDIR of a pose run")
@@ -206,7 +252,8 @@ def run(args):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for path, image in photos:
+    for path in map(Path, args.images):
+        image = read_image(path)
         h, w = image.shape[:2]
         person, source = args.bbox, "bbox"
         if person is None:
@@ -217,7 +264,8 @@ def run(args):
             person, source = (0.0, 0.0, float(w), float(h)), "whole_image"
         box = crop_box(person)
         K_full = full_intrinsics(w, h)
-        pred, K_crop = predict(model, image, K_full, box, size)
+        crop, K_crop = prepare_crop(image, K_full, box, size)
+        pred = predict(model, crop, K_crop)
         stem = path.stem
         written += write_mesh(out, stem, pred["vertices"], body.faces)
         written.append(write_params(out, stem, pred, body, (K_full, K_crop), image.shape, person,
@@ -237,7 +285,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         run(args)
-    except (FileNotFoundError, ValueError, CheckpointError, ConfigError, EvalError) as err:
+    except (FileNotFoundError, DemoError, CheckpointError, ConfigError, EvalError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
