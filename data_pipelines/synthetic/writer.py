@@ -1,0 +1,249 @@
+"""Builds a synthetic dataset folder: deterministic, in worker processes, written atomically.
+
+Layout of DIR:
+  meta.json                         what was made and with which body model
+  train-XXXXX-of-YYYYY.tfrecord     train split (records.py format)
+  test-XXXXX-of-YYYYY.tfrecord      test split, same format
+  images/test_XXXXXXX.jpg           test images (the same bytes as in the test records)
+  synth_test.npz                    test split in SPIN's Human3.6M npz layout (+ body params)
+
+Determinism: example i of a split depends only on (seed, split, i) (scene.example_seed). The
+work is cut into fixed shards (SHARD_SIZE examples; one body-model forward per CHUNK), whatever
+the number of workers, and every worker runs TensorFlow on one thread, so the same seed gives
+byte-identical files on the same machine and software. `workers=0` runs in this process (for
+debugging; TensorFlow then keeps this process's thread settings, which may change the last bits).
+
+Atomicity: everything is written into DIR.tmp-XXXX next to DIR and renamed to DIR at the end;
+a failure removes the temporary folder, a killed run leaves only a DIR.tmp-* folder that the
+next build removes (builds of one DIR are serialised by the lock file DIR.lock).
+"""
+import fcntl
+import hashlib
+import io
+import json
+import multiprocessing
+import os
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from data_pipelines import constants
+
+FORMAT = "pose_era synthetic dataset v1"
+SHARD_SIZE = 128
+CHUNK = 16
+NPZ_NAME = "synth_test.npz"
+
+_maker = None  # the worker process's SceneMaker
+
+
+def imgname(split, index):
+    return f"images/{split}_{index:07d}.jpg"
+
+
+def plan(train, test, shard_size=None):
+    """The shard jobs: (split, shard, num_shards, first index, end index)."""
+    shard_size = shard_size or SHARD_SIZE
+    jobs = []
+    for split, n in (("train", train), ("test", test)):
+        shards = -(-n // shard_size)
+        jobs += [(split, s, shards, s * shard_size, min(n, (s + 1) * shard_size))
+                 for s in range(shards)]
+    return jobs
+
+
+def _init_worker(body_path, image_size, single_thread):
+    """Load the body model once per process; worker processes run on one thread each (the
+    pool is the parallelism, and fixed threading keeps results bit-identical) and see no GPU
+    (rendering is NumPy; a worker must not take an accelerator's memory)."""
+    global _maker
+    import cv2
+    import tensorflow as tf
+    if single_thread:
+        cv2.setNumThreads(1)
+        tf.config.set_visible_devices([], "GPU")
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    from data_pipelines.synthetic.scene import SceneMaker
+    from pose_era.body import BodyModel
+    _maker = SceneMaker(BodyModel.load(body_path), image_size)
+
+
+def _run_job(args):
+    """Make and write one shard; return its test labels (None for train) and its size."""
+    from data_pipelines.synthetic import records, scene
+    (split, shard, num_shards, start, stop), tmp, seed = args
+    examples = []
+    for i in range(start, stop, CHUNK):
+        idx = range(i, min(stop, i + CHUNK))
+        examples += _maker.make([scene.example_seed(seed, split, k) for k in idx],
+                                [imgname(split, k) for k in idx])
+    records.write_shard(Path(tmp) / records.shard_name(split, shard, num_shards), examples)
+    if split == "train":
+        return split, shard, None, len(examples)
+    for ex in examples:
+        (Path(tmp) / ex["imgname"]).write_bytes(ex["jpeg"])
+    keys = ("j3d", "betas", "pose", "transl", "K")
+    labels = {k: np.stack([ex[k] for ex in examples]) for k in keys}
+    labels["imgname"] = np.array([ex["imgname"] for ex in examples])
+    return split, shard, labels, len(examples)
+
+
+def spin_arrays(labels, image_size):
+    """SPIN's Human3.6M npz arrays for examples whose images are already the crops: the box
+    (center, scale = box size / 200) is the whole image; S (N,24,4) holds the pelvis-centred
+    H36M-17 joints in SPIN's J24 slots with validity 1 (as SPIN's h36m.py preprocessing);
+    betas, pose (N,J,3), transl and K (the images' intrinsics) give the mesh's ground truth."""
+    j3d = labels["j3d"]
+    n = len(j3d)
+    S = np.zeros((n, 24, 4), np.float32)
+    S[:, list(constants.J24_TO_H36M17), :3] = j3d - j3d[:, :1]
+    S[:, list(constants.J24_TO_H36M17), 3] = 1.0
+    return {"imgname": labels["imgname"],
+            "center": np.full((n, 2), image_size / 2, np.float32),
+            "scale": np.full(n, image_size / 200, np.float32),
+            "S": S, "betas": labels["betas"], "pose": labels["pose"],
+            "transl": labels["transl"], "K": labels["K"]}
+
+
+def save_npz(path, arrays):
+    """np.savez without timestamps in the zip entries, so equal arrays give equal bytes."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for key, value in arrays.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.asarray(value), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(key + ".npy", date_time=(1980, 1, 1, 0, 0, 0)),
+                        buf.getvalue())
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_args(train, test, workers, image_size):
+    for name, value in (("train", train), ("test", test), ("workers", workers)):
+        if int(value) < 0:
+            raise ValueError(f"--{name} must be >= 0, got {value}")
+    if int(train) + int(test) == 0:
+        raise ValueError("nothing to make: give --train and/or --test a positive count")
+    if int(image_size) < 32:
+        raise ValueError(f"image size must be at least 32 px, got {image_size}")
+
+
+def _body_file(body_path):
+    from pose_era.body import default_body_model_path
+    from pose_era.body import format as body_format
+    path = Path(body_path) if body_path else default_body_model_path()
+    arrays = body_format.load(path)  # clear error when missing or malformed
+    missing = [k for k in ("h36m17", "coco17") if k not in arrays]
+    if missing:
+        raise ValueError(f"body model {path} has no {' / '.join(missing)} keypoint regressor; "
+                         f"rebuild it with tools/build_body_model.py")
+    return path.resolve(), arrays
+
+
+def _meta(train, test, seed, image_size, body_path, arrays):
+    return {"format": FORMAT, "train": int(train), "test": int(test), "seed": int(seed),
+            "image_size": int(image_size), "shard_size": int(SHARD_SIZE),
+            "body_model": str(body_path), "body_model_sha256": _sha256(body_path),
+            "num_betas": int(arrays["shapedirs"].shape[-1]),
+            "num_joints": int(arrays["parents"].shape[0]),
+            "num_markers": int(arrays["markers"].shape[0]),
+            "kp2d_codes": "0 outside the image, 1 occluded, 2 visible"}
+
+
+def read_meta(directory):
+    """The meta.json of a dataset folder (FileNotFoundError when it is not one)."""
+    path = Path(directory) / "meta.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{directory} is not a synthetic dataset (no meta.json); make "
+                                f"one with: python tools/make_synth.py --out {directory} ...")
+    return json.loads(path.read_text())
+
+
+def _same(meta, want):
+    keys = ("format", "train", "test", "seed", "image_size", "shard_size", "body_model_sha256")
+    return all(meta.get(k) == want[k] for k in keys)
+
+
+def build_dataset(out, train, test, seed, body_path=None, workers=2, image_size=480,
+                  progress=True, exist_ok=False):
+    """Make the dataset folder `out`; returns its Path.
+
+    exist_ok: an existing folder made with the same arguments is returned as is (one made
+    with other arguments is an error either way).
+    """
+    _check_args(train, test, workers, image_size)
+    out = Path(out).resolve()
+    body_path, arrays = _body_file(body_path)
+    want = _meta(train, test, seed, image_size, body_path, arrays)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f"{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if out.exists():
+            if exist_ok and _same(read_meta(out), want):
+                return out
+            raise FileExistsError(f"{out} already exists (made with other arguments or not a "
+                                  f"synthetic dataset); delete it or use another folder")
+        for stale in out.parent.glob(f"{out.name}.tmp-*"):   # left by killed runs
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
+        try:
+            _write_all(tmp, train, test, seed, body_path, workers, image_size, progress)
+            (tmp / "meta.json").write_text(json.dumps(want, indent=1, sort_keys=True) + "\n")
+            os.chmod(tmp, 0o755)
+            os.rename(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return out
+
+
+def _write_all(tmp, train, test, seed, body_path, workers, image_size, progress):
+    from tqdm import tqdm
+    if test:
+        (tmp / "images").mkdir()
+    jobs = [(job, str(tmp), int(seed)) for job in plan(train, test)]
+    test_labels = {}
+    bar = tqdm(total=train + test, unit="img", desc=f"synthetic -> {tmp.name}",
+               disable=not progress)
+    pool = None
+    try:
+        if workers == 0:
+            _init_worker(str(body_path), image_size, single_thread=False)
+            results = map(_run_job, jobs)
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            pool = ctx.Pool(min(workers, len(jobs)), initializer=_init_worker,
+                            initargs=(str(body_path), image_size, True))
+            results = pool.imap_unordered(_run_job, jobs)
+        for split, shard, labels, count in results:
+            if labels is not None:
+                test_labels[shard] = labels
+            bar.update(count)
+    finally:
+        bar.close()
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+    if test:
+        shards = [test_labels[s] for s in sorted(test_labels)]
+        labels = {k: np.concatenate([s[k] for s in shards]) for k in shards[0]}
+        save_npz(tmp / NPZ_NAME, spin_arrays(labels, image_size))
+
+
+def ensure_synthetic_dataset(directory, train, test, seed, body_path=None, workers=2,
+                             image_size=480, progress=True):
+    """The synthetic dataset folder, made on first use (training and evaluation call this).
+
+    Returns the folder's Path; an existing folder made with other arguments is an error that
+    says so, rather than silently training on different data."""
+    return build_dataset(directory, train, test, seed, body_path=body_path, workers=workers,
+                         image_size=image_size, progress=progress, exist_ok=True)
