@@ -8,9 +8,10 @@ Layout of DIR:
   synth_test.npz                    test split in SPIN's Human3.6M npz layout (+ body params)
 
 Determinism: example i of a split depends only on (seed, split, i) (scene.example_seed). The
-work is cut into fixed shards (SHARD_SIZE examples; one body-model forward per CHUNK), whatever
-the number of workers, and every worker runs TensorFlow on one thread, so the same seed gives
-byte-identical files on the same machine and software. `workers=0` runs in this process (for
+work is cut into fixed jobs of CHUNK examples (one batched body-model forward each; its records
+go to a part file, joined into shards of SHARD_SIZE at the end), whatever the number of workers,
+and every worker runs TensorFlow on one thread, so the same seed gives byte-identical files on
+the same machine and software. `workers=0` runs in this process (for
 debugging; TensorFlow then keeps this process's thread settings, which may change the last bits).
 
 Atomicity: everything is written into DIR.tmp-XXXX next to DIR and renamed to DIR at the end;
@@ -44,15 +45,21 @@ def imgname(split, index):
     return f"images/{split}_{index:07d}.jpg"
 
 
-def plan(train, test, shard_size=None):
-    """The shard jobs: (split, shard, num_shards, first index, end index)."""
-    shard_size = shard_size or SHARD_SIZE
+def plan(train, test):
+    """The jobs, CHUNK examples each, nested in shards of SHARD_SIZE:
+    (split, shard, num_shards, first index, end index)."""
     jobs = []
     for split, n in (("train", train), ("test", test)):
-        shards = -(-n // shard_size)
-        jobs += [(split, s, shards, s * shard_size, min(n, (s + 1) * shard_size))
-                 for s in range(shards)]
+        shards = -(-n // SHARD_SIZE)
+        for s in range(shards):
+            stop = min(n, (s + 1) * SHARD_SIZE)
+            jobs += [(split, s, shards, i, min(stop, i + CHUNK))
+                     for i in range(s * SHARD_SIZE, stop, CHUNK)]
     return jobs
+
+
+def _part_name(split, shard, start):
+    return f"{split}-{shard:05d}-{start:09d}.part"
 
 
 def _init_worker(body_path, image_size, single_thread):
@@ -73,23 +80,36 @@ def _init_worker(body_path, image_size, single_thread):
 
 
 def _run_job(args):
-    """Make and write one shard; return its test labels (None for train) and its size."""
+    """Make one chunk: its records go to a part file (concatenated into its shard at the end),
+    test images to images/; returns (split, shard, start, test labels or None, count)."""
     from data_pipelines.synthetic import records, scene
-    (split, shard, num_shards, start, stop), tmp, seed = args
-    examples = []
-    for i in range(start, stop, CHUNK):
-        idx = range(i, min(stop, i + CHUNK))
-        examples += _maker.make([scene.example_seed(seed, split, k) for k in idx],
-                                [imgname(split, k) for k in idx])
-    records.write_shard(Path(tmp) / records.shard_name(split, shard, num_shards), examples)
+    (split, shard, _, start, stop), tmp, seed = args
+    idx = range(start, stop)
+    examples = _maker.make([scene.example_seed(seed, split, k) for k in idx],
+                           [imgname(split, k) for k in idx])
+    records.write_shard(Path(tmp) / _part_name(split, shard, start), examples)
     if split == "train":
-        return split, shard, None, len(examples)
+        return split, shard, start, None, len(examples)
     for ex in examples:
         (Path(tmp) / ex["imgname"]).write_bytes(ex["jpeg"])
     keys = ("j3d", "betas", "pose", "transl", "K")
     labels = {k: np.stack([ex[k] for ex in examples]) for k in keys}
     labels["imgname"] = np.array([ex["imgname"] for ex in examples])
-    return split, shard, labels, len(examples)
+    return split, shard, start, labels, len(examples)
+
+
+def _join_parts(tmp, jobs):
+    """Concatenate each shard's part files in index order (TFRecord files concatenate)."""
+    from data_pipelines.synthetic import records
+    shards = {}
+    for split, shard, num_shards, start, _ in jobs:
+        shards.setdefault((split, shard, num_shards), []).append(start)
+    for (split, shard, num_shards), starts in shards.items():
+        with open(tmp / records.shard_name(split, shard, num_shards), "wb") as out:
+            for start in sorted(starts):
+                part = tmp / _part_name(split, shard, start)
+                out.write(part.read_bytes())
+                part.unlink()
 
 
 def spin_arrays(labels, image_size):
@@ -210,32 +230,34 @@ def _write_all(tmp, train, test, seed, body_path, workers, image_size, progress)
     from tqdm import tqdm
     if test:
         (tmp / "images").mkdir()
-    jobs = [(job, str(tmp), int(seed)) for job in plan(train, test)]
+    jobs = plan(train, test)
     test_labels = {}
     bar = tqdm(total=train + test, unit="img", desc=f"synthetic -> {tmp.name}",
                disable=not progress)
     pool = None
     try:
+        args = [(job, str(tmp), int(seed)) for job in jobs]
         if workers == 0:
             _init_worker(str(body_path), image_size, single_thread=False)
-            results = map(_run_job, jobs)
+            results = map(_run_job, args)
         else:
             ctx = multiprocessing.get_context("spawn")
             pool = ctx.Pool(min(workers, len(jobs)), initializer=_init_worker,
                             initargs=(str(body_path), image_size, True))
-            results = pool.imap_unordered(_run_job, jobs)
-        for split, shard, labels, count in results:
+            results = pool.imap_unordered(_run_job, args)
+        for split, shard, start, labels, count in results:
             if labels is not None:
-                test_labels[shard] = labels
+                test_labels[start] = labels
             bar.update(count)
     finally:
         bar.close()
         if pool is not None:
             pool.terminate()
             pool.join()
+    _join_parts(tmp, jobs)
     if test:
-        shards = [test_labels[s] for s in sorted(test_labels)]
-        labels = {k: np.concatenate([s[k] for s in shards]) for k in shards[0]}
+        chunks = [test_labels[s] for s in sorted(test_labels)]
+        labels = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
         save_npz(tmp / NPZ_NAME, spin_arrays(labels, image_size))
 
 
