@@ -146,6 +146,14 @@ def test_overlay_alpha():
     np.testing.assert_array_equal(out[~m], image[~m])
 
 
+def test_overlay_mesh_is_render_then_overlay():
+    image = np.random.default_rng(1).random((H, W, 3)).astype(np.float32)
+    v, f = _triangle(), np.array([[0, 1, 2]])
+    np.testing.assert_array_equal(R.overlay_mesh(image, v, f, K, alpha=0.6, smooth=False),
+                                  R.overlay(image, R.render_mesh(v, f, K, H, W, smooth=False),
+                                            0.6))
+
+
 def test_rotate_about_center_gives_side_view():
     v = np.array([[0, 0, 3], [1, 0, 3], [0, 1, 3.5], [1, 1, 3.5]], np.float32)
     centre = (v.min(0) + v.max(0)) / 2

@@ -241,6 +241,13 @@ def overlay(image, render, alpha=0.8):
     return image * (1 - a) + render.image * a
 
 
+def overlay_mesh(image, vertices, faces, K, alpha=0.8, cull_backfaces=True, **shading):
+    """Render a camera-frame mesh with intrinsics K over an (H,W,3) image in [0,1] -> (H,W,3)."""
+    image = np.asarray(image, np.float32)
+    h, w = image.shape[:2]
+    return overlay(image, render_mesh(vertices, faces, K, h, w, cull_backfaces, **shading), alpha)
+
+
 def rotate_about_center(vertices, angle_deg, axis=(0.0, -1.0, 0.0)):
     """Vertices rotated by angle_deg about an axis through their bounding-box centre.
 
