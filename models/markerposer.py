@@ -39,6 +39,9 @@ class MarkerPoser(keras.layers.Layer):
 
     def __init__(self, num_joints, num_betas, hidden=(1024, 512, 256), activation="relu", era=None,
                  act_norm=False, output_bias=None, **kwargs):
+        # The centring and the output layer stay float32 under a mixed-precision policy: float16
+        # would round camera-frame coordinates (~5 m) to millimetres. Hidden layers follow the policy.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.num_joints, self.num_betas = int(num_joints), int(num_betas)
         self.hidden = tuple(int(h) for h in hidden)
@@ -56,7 +59,8 @@ class MarkerPoser(keras.layers.Layer):
             self.hidden_layers.append(build_activation(activation, self.era))
         self.out = keras.layers.Dense(
             n_out, kernel_initializer="zeros",
-            bias_initializer=keras.initializers.Constant(self.output_bias), name="params")
+            bias_initializer=keras.initializers.Constant(self.output_bias), dtype="float32",
+            name="params")
 
     def build(self, input_shape):
         shape = (None, 3 * input_shape[1])
@@ -66,23 +70,31 @@ class MarkerPoser(keras.layers.Layer):
         self.out.build(shape)
 
     def call(self, markers):
-        markers = ops.cast(markers, self.compute_dtype)
         centroid = ops.mean(markers, axis=1)
         x = ops.reshape(markers - centroid[:, None], (-1, 3 * markers.shape[1]))
         for layer in self.hidden_layers:
             x = layer(x)
-        y = ops.cast(self.out(x), "float32")
+        y = self.out(x)
         j6 = 6 * self.num_joints
         rot6d = ops.reshape(y[:, :j6], (-1, self.num_joints, 6))
         return {"rot6d": rot6d, "rotmats": geometry.rot6d_to_matrix(rot6d),
                 "betas": y[:, j6:j6 + self.num_betas],
-                "transl": ops.cast(centroid, "float32") + y[:, j6 + self.num_betas:]}
+                "transl": centroid + y[:, j6 + self.num_betas:]}
 
     def get_config(self):
         return {**super().get_config(), "num_joints": self.num_joints,
                 "num_betas": self.num_betas, "hidden": list(self.hidden),
                 "activation": self.activation, "era": self.era, "act_norm": self.act_norm,
                 "output_bias": self.output_bias.tolist()}
+
+
+def new_markerposer(body_model, hidden=(1024, 512, 256), activation="relu", era=None,
+                    act_norm=False, name="markerposer"):
+    """A built MarkerPoser for `body_model` whose output starts at the upright mean body."""
+    layer = MarkerPoser(body_model.num_joints, body_model.num_betas, hidden, activation, era,
+                        act_norm, output_bias=initial_output_bias(body_model), name=name)
+    layer.build((None, body_model.num_markers, 3))
+    return layer
 
 
 class BodyLayer(keras.layers.Layer):

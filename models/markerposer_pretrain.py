@@ -8,9 +8,9 @@ vertical axis and tilted by N(0, tilt_std^2) about x and z; the body's centre is
 U(depth) metres within +-0.2 z sideways. Markers of the posed mesh get N(0, noise^2) noise per
 coordinate.
 
-Speed: pre-training needs joints and markers only, so it runs on `landmark_submodel`, the same body
-model restricted to the vertices its markers and keypoint regressors read (exact: skinning is per
-vertex; 380 of Anny's 13,718 vertices), which makes a CPU step ~30x cheaper.
+Speed: pre-training needs joints and markers only, so it runs on `marker_submodel`, the same body
+model restricted to the vertices its markers (and joint regressor, if any) read (exact: skinning is
+per vertex; 64 of Anny's 13,718 vertices), which makes a CPU step several times cheaper.
 
 Loss per step: mean joint distance (camera frame, metres) + mean distance of the posed mesh's markers
 to the clean markers + mean squared Frobenius rotation error over all joints + 0.01 * mean squared
@@ -24,21 +24,21 @@ import numpy as np
 import keras
 import tensorflow as tf
 
-from models.markerposer import MarkerPoser, initial_output_bias
+from models.markerposer import new_markerposer
 from models.mean_body import mean_body
 from pose_era import geometry
 from pose_era.body import BodyModel
 from pose_era.losses import mean_distance, root_relative
 
 
-def landmark_submodel(body_model):
-    """The body model restricted to the vertices read by its markers, keypoint sets and joint
-    regressor: identical joints, markers, h36m17, coco17 for every input; no faces."""
+def marker_submodel(body_model):
+    """The body model restricted to the vertices its markers and joint regressor read: identical
+    joints and markers for every input; no faces and no keypoint sets."""
     a = body_model.arrays
     markers = a["markers"]
     if markers.ndim == 1:
         markers = np.eye(body_model.num_vertices, dtype=np.float32)[markers]
-    regressors = {"markers": markers, **body_model.keypoint_sets}
+    regressors = {"markers": markers}
     if "J_regressor" in a:
         regressors["J_regressor"] = a["J_regressor"]
     keep = np.flatnonzero(np.any([np.any(r != 0, axis=0) for r in regressors.values()], axis=0))
@@ -96,24 +96,17 @@ def pretrain_loss(pred_params, pred_body, sample):
             + rot + 0.01 * betas)
 
 
-def build_pretrain_markerposer(body_model, hidden=(1024, 512, 256), activation="relu"):
-    """A fresh MarkerPoser for `body_model`, built, output bias at the upright mean body."""
-    layer = MarkerPoser(body_model.num_joints, body_model.num_betas, hidden, activation,
-                        output_bias=initial_output_bias(body_model), name="markerposer")
-    layer.build((None, body_model.num_markers, 3))
-    return layer
-
-
 def pretrain_markerposer(body_model, steps=20000, batch=64, noise=0.01, seed=0, lr=1e-3,
                          layer=None, log_every=0, **sample_kwargs):
-    """Train a MarkerPoser (new one, or `layer`) on synthetic bodies; returns the trained layer.
+    """Train a MarkerPoser (`layer`, or a new default one) on synthetic bodies; returns it.
 
     Adam with a cosine decay from lr to lr/100 over `steps`. Save it with
     models.markerposer.save_weights(layer, path) and load it in the full network through
-    config.model.markerposer.weights.
+    config.model.markerposer.weights (same hidden sizes and activation).
     """
-    layer = build_pretrain_markerposer(body_model) if layer is None else layer
+    layer = new_markerposer(body_model) if layer is None else layer
     mean = mean_body(body_model)
+    body_model = marker_submodel(body_model)
     gen = tf.random.Generator.from_seed(seed)
     schedule = keras.optimizers.schedules.CosineDecay(lr, steps, alpha=0.01)
     opt = keras.optimizers.Adam(schedule)
@@ -140,6 +133,7 @@ def evaluate_markerposer(layer, body_model, num=1024, seed=12345, noise=0.0, bat
                          **sample_kwargs):
     """Root-relative joint errors in mm on `num` fresh bodies: dict(mpjpe_mm, baseline_mm)."""
     mean = mean_body(body_model)
+    body_model = marker_submodel(body_model)
     gen = tf.random.Generator.from_seed(seed)
     errors, baseline = [], []
     for start in range(0, num, batch):

@@ -65,10 +65,8 @@ def _check(m, body_model):
 
 def build_markerposer(m, body_model):
     """The MarkerPoser of config.model, its pre-trained weights loaded when given."""
-    layer = mp.MarkerPoser(body_model.num_joints, body_model.num_betas, m.markerposer.hidden,
-                           m.markerposer.activation, m.era, m.markerposer.act_norm,
-                           output_bias=mp.initial_output_bias(body_model), name="markerposer")
-    layer.build((None, body_model.num_markers, 3))
+    layer = mp.new_markerposer(body_model, m.markerposer.hidden, m.markerposer.activation, m.era,
+                               m.markerposer.act_norm)
     if str(m.markerposer.weights).lower() not in ("none", ""):
         mp.load_weights(layer, m.markerposer.weights)
     layer.trainable = bool(m.markerposer.trainable)

@@ -16,7 +16,7 @@ def body():
 
 
 def test_untrained_markerposer_returns_the_upright_mean_body_on_the_markers(body):
-    layer = pre.build_pretrain_markerposer(body)
+    layer = mp.new_markerposer(body)
     mean = mean_body(body)
     markers = mean["markers"][None] + np.array([[[0.3, -0.2, 5.0]]], np.float32)
     params = layer(tf.constant(markers))
@@ -29,7 +29,7 @@ def test_untrained_markerposer_returns_the_upright_mean_body_on_the_markers(body
 
 
 def test_translation_equivariance(body):
-    layer = pre.build_pretrain_markerposer(body)
+    layer = mp.new_markerposer(body)
     for v in layer.trainable_variables:  # any weights, not just the zero-initialised start
         v.assign(tf.random.normal(v.shape, stddev=0.05, seed=7))
     markers = tf.random.normal((2, body.num_markers, 3), seed=8)
@@ -39,14 +39,14 @@ def test_translation_equivariance(body):
     np.testing.assert_allclose(b["rotmats"], a["rotmats"], atol=1e-5)
 
 
-def test_landmark_submodel_is_exact(body):
-    sub = pre.landmark_submodel(body)
+def test_marker_submodel_is_exact(body):
+    sub = pre.marker_submodel(body)
     assert sub.num_vertices < body.num_vertices
     gen = tf.random.Generator.from_seed(0)
     s = pre.sample_bodies(body, 4, gen)
     full, part = body(s["betas"], s["rotmats"], s["transl"]), sub(s["betas"], s["rotmats"],
                                                                   s["transl"])
-    for key in ("joints", "markers", "h36m17", "coco17"):
+    for key in ("joints", "markers"):
         np.testing.assert_allclose(part[key], full[key], atol=1e-6, err_msg=key)
 
 
@@ -71,17 +71,35 @@ def test_pretraining_beats_the_mean_pose_baseline(body):
 
 
 def test_weights_round_trip_and_mismatch_errors(body, tmp_path):
-    layer = pre.build_pretrain_markerposer(body)
+    layer = mp.new_markerposer(body)
     for v in layer.trainable_variables:
         v.assign(tf.random.normal(v.shape, seed=2))
     path = tmp_path / "mp.npz"
     mp.save_weights(layer, path)
-    other = pre.build_pretrain_markerposer(body)
+    other = mp.new_markerposer(body)
     mp.load_weights(other, path)
     x = tf.random.normal((1, body.num_markers, 3), seed=3)
     np.testing.assert_array_equal(other(x)["rot6d"], layer(x)["rot6d"])
-    smaller = pre.build_pretrain_markerposer(body, hidden=(64,))
+    smaller = mp.new_markerposer(body, hidden=(64,))
     with pytest.raises(ValueError, match="does not fit this MarkerPoser"):
         mp.load_weights(smaller, path)
     with pytest.raises(FileNotFoundError, match="pretrain_markerposer"):
         mp.load_weights(other, tmp_path / "missing.npz")
+
+
+def test_full_network_loads_pretrained_weights_frozen(body, tmp_path):
+    from test_thundr import make_config
+    from models import pose_net
+    layer = mp.new_markerposer(body)
+    for v in layer.trainable_variables:
+        v.assign(tf.random.normal(v.shape, stddev=0.01, seed=4))
+    path = tmp_path / "mp.npz"
+    mp.save_weights(layer, path)
+    config = make_config()
+    config.model.markerposer.weights, config.model.markerposer.trainable = str(path), False
+    model = pose_net.build_pose_model(config, body)
+    inside = model.get_layer("markerposer")
+    assert not inside.trainable_variables
+    for a, b in zip(inside.weights, layer.weights):
+        np.testing.assert_array_equal(a, b)
+    assert not any(v.path.startswith("markerposer/") for v in model.trainable_variables)

@@ -163,3 +163,14 @@ def test_training_steps_reduce_the_loss_on_a_fixed_batch(body):
         grads = tape.gradient(loss, model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables))
     assert float(total()) < 0.9 * first
+
+
+def test_mixed_precision_keeps_geometry_in_float32(body):
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = pose_net.build_pose_model(make_config(kind="mixer"), body)
+        out = model({"image": tf.random.uniform((1, 96, 96, 3)), "K": camera(1, 96)})
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert all(t.dtype == tf.float32 for t in out.values())
+    assert np.isfinite(out["vertices"].numpy()).all()
