@@ -140,9 +140,10 @@ def _synthetic_train(config, input_context, seed, sizes):
     ds = ds.shuffle(int(data.get("shuffle_buffer", 1000)), seed=seed,
                     reshuffle_each_iteration=True)
     size = int(data.image_size)
-    ds = ds.map(lambda s: schema.complete(records.parse_example(s), sizes, size),
-                num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.ignore_errors()
+    # No ignore_errors: these files are written atomically by our own writer, so an error here
+    # (a label size that does not match the body model, a damaged file) must stop the run.
+    return ds.map(lambda s: schema.complete(records.parse_example(s), sizes, size),
+                  num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def num_examples(config, split):
@@ -177,7 +178,8 @@ def label_sizes(config, body_model=None):
 
 
 def build_dataset(config, split, input_context=None, body_model=None):
-    """The batched tf.data.Dataset of `split` ("train" | "test") for one input pipeline."""
+    """The batched tf.data.Dataset of `split` ("train" | "test" | "val") for one input
+    pipeline (see the module docstring)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     data = _data(config)
