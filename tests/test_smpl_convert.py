@@ -187,3 +187,7 @@ def test_cli_converts_and_reports_errors(smpl_file, tmp_path):
     assert bad.stderr.strip().splitlines() == [
         f"error: SMPL model file {tmp_path / 'nope.pkl'} does not exist"]
     assert not (tmp_path / "x.npz").exists()
+    zero = subprocess.run([*tool, "--source", "anny", "--markers", "0", "--out",
+                           str(tmp_path / "y.npz")], capture_output=True, text=True, cwd=ROOT)
+    assert zero.returncode == 2
+    assert zero.stderr.strip().splitlines() == ["error: --markers must be at least 1, got 0"]
