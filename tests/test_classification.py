@@ -104,9 +104,9 @@ def test_regularized_weights_are_conv_and_dense_kernels_only():
                if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))]
     assert [id(w) for w in weights] == [id(k) for k in kernels] and len(weights) == 4
     chosen = {id(w) for w in weights}
+    others = (ERA, type(build_norm("dense")), type(build_norm("conv")))
     for layer in model.layers:
-        if isinstance(layer, (ERA, keras.layers.LayerNormalization,
-                              keras.layers.GroupNormalization)):
+        if isinstance(layer, others):
             assert layer.weights and not chosen & {id(w) for w in layer.weights}, layer.name
     assert all(len(w.shape) in (2, 4) for w in weights)
 
