@@ -7,7 +7,7 @@ evaluation. The ERA paper publishes no ResNet-18 recipe, so this is the standard
 SGD momentum 0.9, batch 256, lr 0.1 x0.1 at epochs 30, 60, 80, 90 epochs, L2 1e-4 on conv/dense
 kernels only (not ERA, not norms). `--set model.width=32` gives a quarter-cost variant.
 
-  python -m pose_era.train --config imagenet_resnet18 --workdir runs/r18 --set data.dir=/data/imagenet
+  python -m pose_era.train --config imagenet_resnet18 --set data.dir=/data/imagenet
   python -m pose_era.train --config imagenet_resnet18:quick --set data.dir=...   # 1 epoch
 
 IMAGENET

@@ -60,8 +60,8 @@ def test_era_adds_one_parameter_set_per_activation():
     # degree 2: numerator (a, b, c1, d1) + denominator (e1, f1); three activations, layer sharing
     assert era.count_params() - relu.count_params() == 3 * 6
     assert sum(isinstance(layer, ERA) for layer in era.layers) == 3
-    assert task.count_params(era) == {"total": era.count_params(), "era": 18,
-                                      "kernels": 9 * 3 * 64 + 9 * 64 * 64 + 4 * 4 * 64 * 128 + 128 * 10}
+    kernels = 9 * 3 * 64 + 9 * 64 * 64 + 4 * 4 * 64 * 128 + 128 * 10
+    assert task.count_params(era) == {"total": era.count_params(), "era": 18, "kernels": kernels}
 
 
 def test_resnet18_shapes_and_standard_size():
@@ -71,11 +71,10 @@ def test_resnet18_shapes_and_standard_size():
     assert [l.output.shape[1] for l in small.layers if isinstance(l, keras.layers.Add)] == [
         32, 32, 16, 16, 8, 8, 4, 4]
     full = classifiers.resnet18((224, 224, 3), 1000, stem="imagenet")
-    convs = (_conv(7, 3, 64, False)
-             + 4 * _conv(3, 64, 64, False)
-             + _conv(3, 64, 128, False) + _conv(1, 64, 128, False) + 3 * _conv(3, 128, 128, False)
-             + _conv(3, 128, 256, False) + _conv(1, 128, 256, False) + 3 * _conv(3, 256, 256, False)
-             + _conv(3, 256, 512, False) + _conv(1, 256, 512, False) + 3 * _conv(3, 512, 512, False))
+    convs = _conv(7, 3, 64, False) + 4 * _conv(3, 64, 64, False)
+    for c_in, c_out in ((64, 128), (128, 256), (256, 512)):  # first block: stride 2 + projection
+        convs += (_conv(3, c_in, c_out, False) + _conv(1, c_in, c_out, False)
+                  + 3 * _conv(3, c_out, c_out, False))
     # instance norm (gamma, beta per channel) before each block's two activations and at the end
     norms = 2 * (64 * 2 + 64 * 2 + (64 + 128) + 128 * 2 + (128 + 256) + 256 * 2 + (256 + 512)
                  + 512 * 2 + 512)
@@ -295,3 +294,53 @@ def test_table_cells_report_mean_sample_std_and_divergence():
     from tools.classification_table import cell
     assert cell([0.98, 0.99, None]) == "98.50 ± 0.71 (1/3 diverged)"
     assert cell([0.5]) == "50.00" and cell([None, None]) == "diverged"
+
+
+def _imagenet_config(root):
+    config = config_lib.load_config("imagenet_resnet18")
+    config.data.update(dir=str(root), image_size=16, shuffle_buffer=8)
+    config.train.batch_size = 4
+    config.eval.batch_size = 3
+    return config
+
+
+def test_imagenet_folders_and_tfrecords(tmp_path):
+    rng = np.random.default_rng(0)
+    jpegs = {}
+    for split in ("train", "val"):
+        for label, name in enumerate(["n01", "n02"]):
+            folder = tmp_path / "folders" / split / name
+            folder.mkdir(parents=True)
+            for i in range(3):
+                image = rng.integers(0, 256, (30 + 10 * i, 40, 3), dtype=np.uint8)
+                encoded = tf.io.encode_jpeg(image).numpy()
+                (folder / f"{i}.JPEG").write_bytes(encoded)
+                jpegs.setdefault(split, []).append((encoded, label))
+    config = _imagenet_config(tmp_path / "folders")
+    assert task.train_size(config) == 6
+    x, y = next(iter(task.train_dataset(config)))
+    assert x.shape == (4, 16, 16, 3) and set(y.numpy()) <= {0, 1}
+    batches = list(task.eval_dataset(config))
+    assert [b[0].shape[0] for b in batches] == [3, 3]
+    assert list(np.concatenate([b[1] for b in batches])) == [0, 0, 0, 1, 1, 1]
+    assert all(0.0 <= float(tf.reduce_min(b[0])) <= float(tf.reduce_max(b[0])) <= 1.0
+               for b in batches)
+
+    records = tmp_path / "records"
+    records.mkdir()
+    for split, name in (("train", "train-00000-of-00001"), ("val", "validation-00000-of-00001")):
+        with tf.io.TFRecordWriter(str(records / name)) as writer:
+            for encoded, label in jpegs[split]:
+                feature = {"image/encoded": tf.train.Feature(
+                               bytes_list=tf.train.BytesList(value=[encoded])),
+                           "image/class/label": tf.train.Feature(
+                               int64_list=tf.train.Int64List(value=[label + 1]))}
+                writer.write(tf.train.Example(
+                    features=tf.train.Features(feature=feature)).SerializeToString())
+    config = _imagenet_config(records)
+    x, _ = next(iter(task.train_dataset(config)))
+    assert x.shape == (4, 16, 16, 3)
+    labels = np.concatenate([b[1] for b in task.eval_dataset(config)])
+    assert list(labels) == [0, 0, 0, 1, 1, 1]  # 1-based labels shifted by data.label_offset
+    with pytest.raises(FileNotFoundError, match="data.dir"):
+        task.train_size(_imagenet_config(tmp_path / "nowhere"))
