@@ -53,6 +53,7 @@ DEFAULT_OUT = "demo_out"
 ENLARGE = 1.2        # crop side = 1.2 x the person box's longer side (SPIN's scaleFactor)
 HOG_TIGHTEN = 0.8    # HOG's 64x128 window has a margin around the person: shrink it first
 HOG_SIDE = 640       # the detector runs on the image resized to this longer side
+HOG_PAD = 0.25       # ... with a replicated border of this fraction of that side
 
 
 class DemoError(ValueError):
@@ -114,11 +115,14 @@ def detect_person(image):
                        interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
     hog = cv2.HOGDescriptor()
     hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
-    rects, weights = hog.detectMultiScale(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY),
-                                          winStride=(8, 8), padding=(8, 8), scale=1.05)
+    # A border lets a person who fills the frame fit the window with its margin.
+    pad = round(HOG_PAD * max(small.shape[:2]))
+    gray = cv2.copyMakeBorder(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), pad, pad, pad, pad,
+                              cv2.BORDER_REPLICATE)
+    rects, weights = hog.detectMultiScale(gray, winStride=(8, 8), padding=(8, 8), scale=1.05)
     if len(rects) == 0:
         return None
-    corners = np.asarray(rects, np.float64) / s
+    corners = (np.asarray(rects, np.float64) - [pad, pad, 0, 0]) / s
     corners[:, 2:] += corners[:, :2]                      # x0, y0, x1, y1
     best = corners[int(np.argmax(np.ravel(weights)))]
     box = best.copy()
@@ -215,10 +219,9 @@ def write_pictures(out, stem, image, vertices, faces, K_full, person):
     from data_pipelines.synthetic import renderer  # only the pictures need it
 
     h, w = image.shape[:2]
-    render = renderer.render_mesh(vertices, faces, K_full, h, w, cull_backfaces=False)
-    over = renderer.overlay(image, render)
+    over = np.ascontiguousarray(renderer.overlay_mesh(image, vertices, faces, K_full,
+                                                      cull_backfaces=False))
     x, y, bw, bh = (int(round(v)) for v in person)
-    over = np.ascontiguousarray(over)
     cv2.rectangle(over, (x, y), (x + bw, y + bh), (0.2, 0.9, 0.2), max(1, round(max(h, w) / 300)))
     side = renderer.render_mesh(renderer.rotate_about_center(vertices, 90.0), faces, K_full, h, w,
                                 cull_backfaces=False, background=(1.0, 1.0, 1.0))
