@@ -170,13 +170,13 @@ def _make(out, body_file, workers, seed=7):
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, body_file):
-    """The same tiny dataset made with one worker process and with two."""
+    """The same tiny dataset made in this process and with two worker processes."""
     root = tmp_path_factory.mktemp("synth")
     mp = pytest.MonkeyPatch()
     mp.setattr(writer, "SHARD_SIZE", 2)            # several shards per split
     try:
         (root / "a.tmp-stale").mkdir()             # left by a killed run
-        a = _make(root / "a", body_file, workers=1)
+        a = _make(root / "a", body_file, workers=0)
         b = _make(root / "b", body_file, workers=2)
     finally:
         mp.undo()
