@@ -12,7 +12,7 @@ from pathlib import Path
 from pose_era.body import format as body_format
 
 # Bump when the builder's output changes, so old caches are not reused.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 def cache_dir():

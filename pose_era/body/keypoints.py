@@ -16,25 +16,14 @@ own joints is written in notes/body.md.
 """
 import numpy as np
 
-H36M17_NAMES = ("pelvis", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee",
-                "left_ankle", "spine", "thorax", "neck_nose", "head_top", "left_shoulder",
-                "left_elbow", "left_wrist", "right_shoulder", "right_elbow", "right_wrist")
-COCO17_NAMES = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
-                "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-                "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle")
+from data_pipelines import constants
 
-
-def _flip(names):
-    """Left/right swap permutation of a keypoint list."""
-    def mirror(n):
-        if n.startswith("left_"):
-            return "right_" + n[5:]
-        return "left_" + n[6:] if n.startswith("right_") else n
-    return np.array([names.index(mirror(n)) for n in names], np.int64)
-
-
-H36M17_FLIP = _flip(H36M17_NAMES)
-COCO17_FLIP = _flip(COCO17_NAMES)
+# The one home of keypoint orders is data_pipelines.constants (SPIN's H36M-17 order: left leg
+# first; COCO-17 as in the annotation files).
+H36M17_NAMES = constants.H36M17_NAMES
+COCO17_NAMES = constants.COCO17_NAMES
+H36M17_FLIP = np.array(constants.H36M17_FLIP_PERM, np.int64)
+COCO17_FLIP = np.array(constants.COCO17_FLIP_PERM, np.int64)
 
 # Keypoint -> {point: weight}; "J:" = skeleton joint, "L:" = surface landmark. Left and midline
 # points only: right-side keypoints are mirrored.
@@ -44,8 +33,8 @@ DEFINITIONS = {
     "pelvis": {"J:Hips": 1.0},
     "spine": {"J:Hips": 0.5, "J:Neck": 0.5},
     "thorax": {"J:Neck": 1.0},
-    "neck_nose": {"J:Head": 0.5, "L:nose": 0.5},
-    "head_top": {"L:crown": 1.0},
+    "jaw": {"J:Head": 0.5, "L:nose": 0.5},  # H36M's "neck/nose" slot
+    "head": {"L:crown": 1.0},  # H36M's head (top) slot
     "nose": {"L:nose": 1.0},
     "left_eye": {"L:eye": 1.0},
     "left_ear": {"L:ear": 1.0},

@@ -128,8 +128,8 @@ def _smpl_keypoints(j_regressor, h36m_regressor):
         ("knee", "knee"), ("ankle", "ankle"))}
     points = {**limbs, "pelvis": joint("pelvis"),
               "spine": 0.5 * (joint("pelvis") + joint("neck")), "thorax": joint("neck"),
-              "neck_nose": 0.5 * (joint("head") + vertex("nose")),
-              "head_top": vertex("head_top"), "nose": vertex("nose"),
+              "jaw": 0.5 * (joint("head") + vertex("nose")),
+              "head": vertex("head_top"), "nose": vertex("nose"),
               **{k: vertex(k) for k in ("left_eye", "right_eye", "left_ear", "right_ear")}}
     out = {"coco17": np.stack([points[k] for k in keypoints.COCO17_NAMES])}
     if h36m_regressor is not None:
