@@ -5,8 +5,6 @@ M_0), so its mesh, projected with the full image's camera from the JSON, must la
 person's box: a check of the crop, the crop intrinsics and the full-image camera together.
 """
 import json
-import sys
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,9 +16,7 @@ from data_pipelines import images
 from data_pipelines.synthetic import renderer
 from pose_era import geometry
 from tests.tiny_pose_workdir import STEP, make_workdir
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
-import demo  # noqa: E402
+from tools import demo
 
 W, H = 200, 160
 
