@@ -29,7 +29,7 @@ def test_capture_sees_every_call_and_restores_the_layers():
     x = np.random.default_rng(0).normal(size=(7, 5)).astype(np.float32)
     captured = capture_era_inputs(model, x)
     assert set(captured) == {first, shared}
-    want = keras.Model(model.inputs, model.get_layer("d1").output)(x).numpy()
+    want = keras.Model(model.input, model.get_layer("d1").output)(x).numpy()
     np.testing.assert_allclose(captured[first], want.reshape(-1, 1), rtol=1e-6)
     assert captured[shared].shape == (14, 6)      # two calls of 7 rows, one column per channel
     assert "call" not in vars(first) and "call" not in vars(shared)
