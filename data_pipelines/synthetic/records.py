@@ -19,7 +19,7 @@ import tensorflow as tf
 
 TRAIN_PATTERN = "train-*.tfrecord"
 TEST_PATTERN = "test-*.tfrecord"
-VISIBLE = 2.0
+OUTSIDE = 0.0  # kp2d codes: 0 outside the image, 1 occluded, 2 visible
 _FLOATS = ("K", "kp2d", "j3d", "markers", "betas", "pose", "transl")
 
 
@@ -62,20 +62,20 @@ _SPEC = {"image": tf.io.FixedLenFeature([], tf.string),
 
 def parse_example(serialized):
     """Serialized record -> example dict of the contract: image float32 (S,S,3) in [0,1], K,
-    kp2d (17,3) with visibility 1 where the keypoint is visible (in the image, not occluded)
-    else 0, j3d, markers (K,3), betas (S,), pose (J,3), transl, has_* = 1, imgname.
+    kp2d (17,3) with visibility 1 where the keypoint is labelled (inside the image, occluded or
+    not, as COCO's v > 0 and the COCO reader) else 0, j3d, markers (K,3), betas (S,), pose (J,3), transl, has_* = 1, imgname.
 
     markers/betas/pose have a dynamic first dimension (the body model's sizes);
     data_pipelines.schema.complete fixes them."""
     f = tf.io.parse_single_example(serialized, _SPEC)
     image = tf.io.decode_jpeg(f["image"], channels=3)
     kp = tf.reshape(f["kp2d"], [17, 3])
-    visible = tf.cast(tf.equal(kp[:, 2:], VISIBLE), tf.float32)
+    labelled = tf.cast(kp[:, 2:] > OUTSIDE, tf.float32)
     one = tf.constant(1.0)
     return {
         "image": tf.image.convert_image_dtype(image, tf.float32),
         "K": tf.reshape(f["K"], [3, 3]),
-        "kp2d": tf.concat([kp[:, :2], visible], axis=1),
+        "kp2d": tf.concat([kp[:, :2], labelled], axis=1),
         "j3d": tf.reshape(f["j3d"], [17, 3]), "has_j3d": one,
         "markers": tf.reshape(tf.sparse.to_dense(f["markers"]), [-1, 3]), "has_markers": one,
         "betas": tf.sparse.to_dense(f["betas"]),
