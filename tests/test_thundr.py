@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from models import backbones, pose_net
-from models.thundr import ThundrHead
+from models.thundr import sinusoidal_2d
 from pose_era import geometry, losses
 from tiny_body import tiny_body_model
 
@@ -174,3 +174,19 @@ def test_mixed_precision_keeps_geometry_in_float32(body):
         keras.mixed_precision.set_global_policy("float32")
     assert all(t.dtype == tf.float32 for t in out.values())
     assert np.isfinite(out["vertices"].numpy()).all()
+
+
+def test_sinusoidal_positions_closed_form_and_no_weights(body):
+    pe = sinusoidal_2d(3, 2, 8)  # 6 positions, 2 frequencies (1, 1/100) for rows and for columns
+    row, col = np.repeat(np.arange(3), 2), np.tile(np.arange(2), 3)
+    freq = np.array([1.0, 0.01])
+    expected = np.concatenate([np.sin(row[:, None] * freq), np.cos(row[:, None] * freq),
+                               np.sin(col[:, None] * freq), np.cos(col[:, None] * freq)], axis=1)
+    np.testing.assert_allclose(pe, expected, atol=1e-6)
+    learned = pose_net.build_pose_model(make_config(), body)
+    config = make_config()
+    config.model.head.pos_encoding = "sinusoidal"
+    fixed = pose_net.build_pose_model(config, body)
+    assert learned.count_params() - fixed.count_params() == 3 * 3 * 64  # the 3x3 x width table
+    out = fixed({"image": tf.zeros((1, 96, 96, 3)), "K": camera(1, 96)})
+    assert out["markers"].shape == (1, body.num_markers, 3)
