@@ -103,3 +103,24 @@ def test_full_network_loads_pretrained_weights_frozen(body, tmp_path):
     for a, b in zip(inside.weights, layer.weights):
         np.testing.assert_array_equal(a, b)
     assert not any(v.path.startswith("markerposer/") for v in model.trainable_variables)
+
+
+def test_pretrain_cli_writes_weights_and_figures(tmp_path, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+    from pose_era.body import format as body_format
+    from tiny_body import tiny_body_arrays
+    spec = importlib.util.spec_from_file_location(
+        "pretrain_tool", Path(__file__).resolve().parents[1] / "tools/pretrain_markerposer.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    body_path = body_format.save(tmp_path / "tiny.npz", tiny_body_arrays(16))
+    out = tmp_path / "mp.npz"
+    assert tool.main(["--out", str(out), "--body", str(body_path), "--hidden", "a,b"]) == 2
+    assert "error:" in capsys.readouterr().err
+    assert tool.main(["--out", str(out), "--body", str(body_path), "--steps", "2",
+                      "--hidden", "32", "--eval_num", "8"]) == 0
+    figures = json.loads(out.with_suffix(".json").read_text())
+    assert set(figures["clean"]) == {"mpjpe_mm", "baseline_mm"}
+    mp.load_weights(mp.new_markerposer(tiny_body_model(16), hidden=(32,)), out)
