@@ -318,13 +318,13 @@ def test_savedmodel_export(tmp_path, fused_kernel):
     model.export(tmp_path / "with_kernel", verbose=False)
     with ops.force_plain():
         model.export(tmp_path / "portable", verbose=False)
-    for name in ("with_kernel", "portable"):
-        served = tf.saved_model.load(str(tmp_path / name)).serve(x)
-        np.testing.assert_allclose(served.numpy(), model(x).numpy(), rtol=1e-5, atol=1e-6)
-    assert "EraForward" in _graph_ops(
-        tf.saved_model.load(str(tmp_path / "with_kernel")).signatures["serving_default"])
-    assert "EraForward" not in _graph_ops(
-        tf.saved_model.load(str(tmp_path / "portable")).signatures["serving_default"])
+    loaded = {name: tf.saved_model.load(str(tmp_path / name))
+              for name in ("with_kernel", "portable")}
+    for name, module in loaded.items():
+        np.testing.assert_allclose(module.serve(x).numpy(), model(x).numpy(), rtol=1e-5,
+                                   atol=1e-6, err_msg=name)
+    assert "EraForward" in _graph_ops(loaded["with_kernel"].signatures["serving_default"])
+    assert "EraForward" not in _graph_ops(loaded["portable"].signatures["serving_default"])
 
 
 def test_mixed_precision_computes_in_float32():
@@ -443,3 +443,21 @@ def test_build_tool_skips_when_up_to_date_and_fails_loudly(fused_kernel, tmp_pat
     monkeypatch.setattr(tool, "LIBRARY", tmp_path / "broken.so")
     assert tool.build() == 1
     assert "failed" in capsys.readouterr().err and not (tmp_path / "broken.so").exists()
+
+
+def test_missing_kernel_falls_back_to_plain_with_one_warning(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(kernel, "LIBRARY", tmp_path / "missing.so")
+    kernel.load.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger=kernel.__name__):
+            x = tf.constant([[-1.0, 0.5, 2.0]])
+            num, den = random_params(np.random.default_rng(12), 1, 2)
+            for _ in range(3):
+                y = era_activation(x, num, den)
+        assert sum("not built" in r.getMessage() for r in caplog.records) == 1
+        np.testing.assert_allclose(y.numpy(), reference(x.numpy(), num, den), rtol=1e-6)
+        with pytest.raises(ValueError, match="make kernels"):
+            era_activation(x, num, den, path="fused")
+    finally:
+        monkeypatch.undo()
+        kernel.load.cache_clear()

@@ -11,15 +11,25 @@ plain-TF path (slower, same results).
 import argparse
 import hashlib
 import importlib.metadata
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pose_era.era.kernel import LIBRARY, SOURCES  # noqa: E402
+def _kernel_paths():
+    """SOURCES and LIBRARY from pose_era/era/kernel.py, loaded by path: importing the package
+    would import TensorFlow (seconds), which the up-to-date check does not need."""
+    path = Path(__file__).resolve().parents[1] / "pose_era" / "era" / "kernel.py"
+    spec = importlib.util.spec_from_file_location("era_kernel_paths", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SOURCES, module.LIBRARY
+
+
+SOURCES, LIBRARY = _kernel_paths()
 
 
 

@@ -7,10 +7,10 @@ import functools
 import logging
 from pathlib import Path
 
-import tensorflow as tf
-
+# No TensorFlow import at module level: tools/build_era_kernel.py reads the paths below without
+# paying for it.
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SOURCES = (Path(__file__).resolve().parent / "kernels" / "era_op.cc",)
+SOURCES = tuple(sorted((Path(__file__).resolve().parent / "kernels").glob("*.cc")))
 LIBRARY = REPO_ROOT / "build" / "era_kernel.so"
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 @functools.lru_cache(maxsize=None)
 def load():
     """The loaded op module (with `era_forward`, `era_backward`), or None after one warning."""
+    import tensorflow as tf
+
     if not LIBRARY.exists():
         log.warning("ERA fused CPU kernel not built (%s missing): using the plain TensorFlow "
                     "path, which is slower. Build it with `make kernels`.", LIBRARY)
