@@ -1,13 +1,14 @@
 """Benchmark ERA's forward+backward against ReLU, Swish and GELU on one tensor, in one process.
 
-Usage: python tools/bench_era.py [--shape 32 56 56 128] [--rounds 5] [--iters 3]
+Usage: python tools/bench_era.py [--shape 32 56 56 128] [--rounds 7] [--iters 3]
                                  [--sharing layer|channel] [--modes graph xla]
 
 Each step computes y = act(x) and the gradients w.r.t. x and every activation parameter for an
 upstream gradient dy (float32). Variants run round-robin (every round times each variant), so
-load from other processes hits them alike; times are medians over rounds x iters, ratios are
-against Swish in the same mode. Peak memory: TensorFlow's CPU allocator peak during one step,
-above what was allocated before it. XLA mode (jit_compile) always uses ERA's plain-TF path,
+load from other processes hits them alike. Wall and CPU (process, all threads) times are medians
+over rounds x iters; ratios against Swish in the same mode are medians of per-round ratios,
+which is what stays stable on a shared machine. Peak memory: TensorFlow's CPU allocator peak
+during one step, above what was allocated before it. XLA mode (jit_compile) always uses ERA's plain-TF path,
 because XLA cannot compile the fused custom op. Prints a markdown table.
 """
 import argparse
@@ -56,6 +57,14 @@ def _step(fn, params, x, dy, jit):
     return step
 
 
+def _median_ratio(times, name, base, iters):
+    """Median over rounds of (median time of `name` / median time of `base`) in that round."""
+    rounds = len(times[name]) // iters
+    return statistics.median(
+        statistics.median(times[name][r * iters:(r + 1) * iters])
+        / statistics.median(times[base][r * iters:(r + 1) * iters]) for r in range(rounds))
+
+
 def _run(step):
     grads = step()
     for g in grads:
@@ -72,7 +81,7 @@ def _peak_mb(step):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs="+", default=[32, 56, 56, 128])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--iters", type=int, default=3)
     parser.add_argument("--sharing", choices=("layer", "channel"), default="layer")
     parser.add_argument("--modes", nargs="+", choices=("graph", "xla"), default=["graph", "xla"])
@@ -91,24 +100,30 @@ def main(argv=None):
             steps[label] = _step(fn, params, x, dy, jit=mode == "xla")
             _run(steps[label])  # trace, compile, warm up
             _run(steps[label])
-        times = {name: [] for name in steps}
+        wall = {name: [] for name in steps}
+        cpu = {name: [] for name in steps}
         for _ in range(args.rounds):
             for name, step in steps.items():
                 for _ in range(args.iters):
-                    start = time.perf_counter()
+                    start, start_cpu = time.perf_counter(), time.process_time()
                     _run(step)
-                    times[name].append(time.perf_counter() - start)
+                    wall[name].append(time.perf_counter() - start)
+                    cpu[name].append(time.process_time() - start_cpu)
         for name, step in steps.items():
-            results[(mode, name)] = (statistics.median(times[name]) * 1e3, _peak_mb(step))
+            results[(mode, name)] = (
+                statistics.median(wall[name]) * 1e3,
+                _median_ratio(wall, name, "Swish", args.iters),
+                statistics.median(cpu[name]) * 1e3,
+                _median_ratio(cpu, name, "Swish", args.iters), _peak_mb(step))
 
     print(f"Forward+backward of act(x), x float32 {'x'.join(map(str, args.shape))}, "
           f"sharing={args.sharing}; median of {args.rounds}x{args.iters}; TF {tf.__version__}, "
           f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}).\n")
-    print("| mode | activation | time (ms) | x Swish | peak memory (MiB) |")
-    print("|---|---|---|---|---|")
-    for (mode, name), (ms, mb) in results.items():
-        ratio = ms / results[(mode, "Swish")][0]
-        print(f"| {mode} | {name} | {ms:.1f} | {ratio:.2f} | {mb:.0f} |")
+    print("| mode | activation | wall (ms) | x Swish | CPU (ms) | x Swish | peak memory (MiB) |")
+    print("|---|---|---|---|---|---|---|")
+    for (mode, name), (ms, ratio, cpu_ms, cpu_ratio, mb) in results.items():
+        print(f"| {mode} | {name} | {ms:.1f} | {ratio:.2f} | {cpu_ms:.1f} | {cpu_ratio:.2f} | "
+              f"{mb:.0f} |")
     return 0
 
 

@@ -1,5 +1,7 @@
-"""Plot every ERA layer of a trained model: learned function vs its initialisation, its
-derivative, and the density of its pre-activations (one PNG per layer).
+"""Plot every ERA layer of a trained model, one PNG per layer.
+
+Each figure shows the learned function against its initialisation, its derivative, and the
+density of the layer's pre-activations shaded behind (as the ERA paper's figures).
 
 Usage: python tools/plot_era.py --ckpt WORKDIR_OR_CKPT_PREFIX [--out DIR] [--batches N]
 
