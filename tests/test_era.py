@@ -174,6 +174,9 @@ def test_dispatch_rules(fused_kernel, monkeypatch):
         assert not ops.use_fused(x)
     monkeypatch.setenv(ops.ENV_PATH, "plain")
     assert not ops.use_fused(x)
+    monkeypatch.setenv(ops.ENV_PATH, "fast")
+    with pytest.raises(ValueError, match="plain or auto"):
+        ops.use_fused(x)
     monkeypatch.delenv(ops.ENV_PATH)
     seen = {}
 

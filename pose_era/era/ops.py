@@ -11,7 +11,6 @@ reference they are tested against.
 """
 import contextlib
 import os
-import threading
 
 import tensorflow as tf
 from tensorflow.python.ops import control_flow_util
@@ -26,7 +25,8 @@ PATHS = ("auto", "fused", "plain")
 # Setting POSE_ERA_ERA_PATH=plain (or `with force_plain():`) makes "auto" use the plain path,
 # e.g. to export a SavedModel that loads without the custom-op library.
 ENV_PATH = "POSE_ERA_ERA_PATH"
-_forced = threading.local()
+# Process-wide, not thread-local: MirroredStrategy traces each replica in its own thread.
+_forced = {"plain": False}
 
 
 def era_formula(x, numerator, denominator):
@@ -84,27 +84,30 @@ def _era_fused(x, numerator, denominator):
 
 @contextlib.contextmanager
 def force_plain():
-    """Within this block (this thread), path="auto" uses the plain-TF path."""
-    previous = getattr(_forced, "plain", False)
-    _forced.plain = True
+    """Within this block, path="auto" uses the plain-TF path (in every thread)."""
+    previous = _forced["plain"]
+    _forced["plain"] = True
     try:
         yield
     finally:
-        _forced.plain = previous
+        _forced["plain"] = previous
 
 
 def _runs_on_cpu(x):
     """Whether x's ops will run on a CPU: its device when known, else no accelerator present."""
-    device = x.device if hasattr(x, "device") else ""
-    if device:
-        return tf.DeviceSpec.from_string(device).device_type in (None, "CPU")
+    if x.device:
+        return tf.DeviceSpec.from_string(x.device).device_type in (None, "CPU")
     return not (tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU"))
 
 
 def use_fused(x):
     """Whether path="auto" takes the fused kernel for x: kernel built and loadable, not forced
     plain, not inside an XLA (jit_compile) function (XLA cannot compile custom ops), on CPU."""
-    if getattr(_forced, "plain", False) or os.environ.get(ENV_PATH, "auto") == "plain":
+    env = os.environ.get(ENV_PATH, "auto")
+    if env not in ("auto", "plain"):
+        raise ValueError(f"{ENV_PATH}={env!r} is not understood; set it to plain or auto (or "
+                         "unset it)")
+    if _forced["plain"] or env == "plain":
         return False
     if control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()):
         return False
@@ -118,7 +121,7 @@ def _check_params(x, numerator, denominator):
         raise ValueError(f"ERA parameters must be numerator (G, 2n + 2) and denominator (G, 2n), "
                          f"got {num} and {den}")
     channels = x.shape[-1] if x.shape.rank else 1
-    if num[0] not in (1, channels):
+    if channels is not None and num[0] not in (1, channels):
         raise ValueError(f"ERA has {num[0]} parameter groups but the input's last axis has "
                          f"{channels} channels; use one group (sharing='layer') or one per "
                          "channel (sharing='channel')")
