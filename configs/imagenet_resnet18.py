@@ -10,7 +10,8 @@ kernels only (not ERA, not norms). `--set model.width=32` gives a quarter-cost v
   python -m pose_era.train --config imagenet_resnet18 --set data.dir=/data/imagenet
   python -m pose_era.train --config imagenet_resnet18:quick --set data.dir=...   # 1 epoch
 
-IMAGENET
+Not run here (no ImageNet, no GPU on this machine); the result of this instance-norm,
+pre-activation ResNet-18 with ERA is unmeasured. Plan on multi-GPU days, not CPU.
 """
 from configs.common_classification import classification_config
 

@@ -7,7 +7,8 @@ epochs 10, 20, ..., 60, L2 1e-3 on conv/dense kernels only (not ERA, not norms).
   python -m pose_era.train --config mnist_fcn --workdir runs/mnist_fcn
   python -m pose_era.train --config mnist_fcn:quick     # 1 epoch, a smoke test
 
-MNIST_FCN
+Not run here (no MNIST in this machine's cache, no internet). Speed on a shared 2-core
+Xeon CPU: 212 train steps/s with ReLU, 146 with ERA, so 100 epochs take about 0.2-0.4 h.
 """
 from configs.common_classification import classification_config
 
