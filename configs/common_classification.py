@@ -7,15 +7,14 @@ learning-rate boundaries with it, for smoke tests on a CPU.
 """
 import ml_collections
 
-ACTIVATIONS = ("relu", "leaky_relu", "swish", "gelu", "era")
-
+from pose_era.config import ConfigError
 
 def classification_config(arg, *, dataset, model, image_size, epochs, batch_size, lr,
                           boundaries, l2=1e-3, eval_batch_size=500, quick_epochs=1,
                           augment=False, log_every=100, ckpt_every=1000, eval_every=0):
     """A ConfigDict with every key the driver and the classification task read."""
     if arg not in (None, "quick"):
-        raise ValueError(f"unknown config argument '{arg}'; choose 'quick' or none")
+        raise ConfigError(f"unknown config argument '{arg}'; choose 'quick' or none")
     if arg == "quick":
         boundaries = tuple(b * quick_epochs / epochs for b in boundaries)
         epochs = quick_epochs

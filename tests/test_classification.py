@@ -274,7 +274,7 @@ def test_each_config_loads_with_the_shared_keys(name):
     assert config.data.name in data.SPECS and config.train.epochs > 0
     quick = importlib.import_module(f"configs.{name}").get_config("quick")
     assert quick.train.epochs < config.train.epochs
-    with pytest.raises(ValueError, match="quick"):
+    with pytest.raises(config_lib.ConfigError, match="quick"):
         importlib.import_module(f"configs.{name}").get_config("fast")
 
 
@@ -344,3 +344,14 @@ def test_imagenet_folders_and_tfrecords(tmp_path):
     assert list(labels) == [0, 0, 0, 1, 1, 1]  # 1-based labels shifted by data.label_offset
     with pytest.raises(FileNotFoundError, match="data.dir"):
         task.train_size(_imagenet_config(tmp_path / "nowhere"))
+
+
+@pytest.mark.parametrize("override, words", [
+    ("model.activation=foo", "unknown activation"),
+    ("data.name=svhn", "unknown classification dataset"),
+    ("model.norm_learnable=both", "channel, single"),
+])
+def test_bad_model_or_data_settings_exit_2_with_one_line(override, words, capsys):
+    assert train.main(["--config", "digits_cnn", "--dry_run", "--set", override]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and words in err

@@ -11,18 +11,26 @@ import tensorflow as tf
 
 from data_pipelines import classification as data
 from models import classifiers
+from pose_era.config import ConfigError
 from pose_era.era import ERA
 
 
 def build_model(config):
-    """The classifier of config.model, built (functional) for config.data's image shape."""
+    """The classifier of config.model, built (functional) for config.data's image shape.
+
+    A bad name or setting in the config (dataset, model, activation, ERA, norm) is a ConfigError,
+    so the driver prints one line instead of a traceback.
+    """
     m = config.model
     kwargs = {}
     if m.name == "resnet18":
         kwargs = {"width": m.width, "stem": m.stem}
-    return classifiers.build(m.name, data.image_shape(config), data.num_classes(config),
-                             activation=m.activation, era=m.era.to_dict(),
-                             norm_learnable=m.norm_learnable, **kwargs)
+    try:
+        return classifiers.build(m.name, data.image_shape(config), data.num_classes(config),
+                                 activation=m.activation, era=m.era.to_dict(),
+                                 norm_learnable=m.norm_learnable, **kwargs)
+    except ValueError as err:
+        raise ConfigError(f"config model/data: {err}") from None
 
 
 def train_dataset(config, input_context=None):
