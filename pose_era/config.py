@@ -54,7 +54,10 @@ def load_config(spec):
         if name not in choices:
             raise ConfigError(f"unknown config '{name}'; choose one of: {', '.join(choices)}")
         module = importlib.import_module(f"configs.{name}")
-    config = module.get_config(arg or None)
+    try:
+        config = module.get_config(arg or None)
+    except ValueError as err:  # a config's own check of its argument, e.g. an unknown variant
+        raise ConfigError(f"config '{spec}': {err}") from None
     with config.unlocked():
         config.config_name = spec
     return config

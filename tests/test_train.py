@@ -125,3 +125,10 @@ def test_init_from_starts_a_fresh_run_from_another_runs_weights(tmp_path):
     assert target.restore_latest() == 0
     for a, b in zip(source.model.weights, target.model.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_unknown_config_variant_is_one_line(tmp_path):
+    result = run_cli("--config", "mixer_64:nonsense", "--dry_run")
+    assert result.returncode == 2
+    lines = error_lines(result.stderr)
+    assert len(lines) == 1 and "unknown config variant(s) nonsense" in lines[0], result.stderr
