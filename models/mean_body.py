@@ -9,10 +9,11 @@ rest pose itself: up = head - pelvis and left = left hip - right hip of the H36M
 import numpy as np
 import tensorflow as tf
 
+from data_pipelines.constants import H36M17_NAMES
 from pose_era import geometry
 
-# H36M-17 order (SPIN): 0 pelvis, 1 R hip, 4 L hip, 10 head.
-_PELVIS, _RHIP, _LHIP, _HEAD = 0, 1, 4, 10
+_PELVIS, _RHIP, _LHIP, _HEAD = (H36M17_NAMES.index(n) for n in
+                                ("pelvis", "right_hip", "left_hip", "head"))
 
 
 def _rest(body_model, root):

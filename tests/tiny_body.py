@@ -21,7 +21,7 @@ JOINTS = {  # name: (parent, rest position)
     "r_elbow": (13, (-0.45, 1.45, 0.0)), "r_wrist": (14, (-0.7, 1.45, 0.0)),
     "head_top": (9, (0.0, 1.8, 0.0)),
 }
-H36M = ["pelvis", "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "spine", "neck",
+H36M = ["pelvis", "l_hip", "l_knee", "l_ankle", "r_hip", "r_knee", "r_ankle", "spine", "neck",  # SPIN order
         "head", "head_top", "l_shoulder", "l_elbow", "l_wrist", "r_shoulder", "r_elbow", "r_wrist"]
 COCO_BODY = ["l_shoulder", "r_shoulder", "l_elbow", "r_elbow", "l_wrist", "r_wrist", "l_hip",
              "r_hip", "l_knee", "r_knee", "l_ankle", "r_ankle"]
