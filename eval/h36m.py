@@ -87,18 +87,6 @@ def open_checkpoint(path):
     return Path(workdir), prefix, config
 
 
-def load_model(prefix, workdir):
-    """(model, step) restored from a prefix of `open_checkpoint`; one-line errors."""
-    try:
-        _, model, step = checkpoints.restore(prefix)
-    except (checkpoints.CheckpointError, ConfigError):
-        raise
-    except ValueError as err:  # e.g. a variable of another shape than config.json builds
-        raise EvalError(f"checkpoint {prefix} does not match the model of "
-                        f"{workdir}/config.json: {str(err).splitlines()[0]}") from None
-    return model, step
-
-
 def dataset_file(data, protocol, config):
     """(dataset name, npz path) for --data DIR or --data synth."""
     if data == SYNTH:
@@ -222,7 +210,7 @@ def run(args):
     """Everything but argument parsing; returns the path of the JSON written."""
     workdir, prefix, config = open_checkpoint(args.ckpt)
     name, npz = dataset_file(args.data, args.protocol, config)
-    model, step = load_model(prefix, workdir)
+    _, model, step = checkpoints.restore(prefix)
     body = pose.body_model(config)
     batch_size = args.batch_size or int(config.get("eval", {}).get("batch_size", 8))
     dataset, count = make_dataset(npz, name, config, body, batch_size)

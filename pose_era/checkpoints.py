@@ -45,10 +45,11 @@ def restore(path):
     workdir, prefix = find(path)
     config = config_lib.load_json(workdir)
     model = tasks.get(config.task).build_model(config)
-    status = tf.train.Checkpoint(model=model).restore(prefix)
     try:
+        status = tf.train.Checkpoint(model=model).restore(prefix)
         status.expect_partial().assert_existing_objects_matched()
-    except AssertionError as err:
+    except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as err:
+        # unmatched objects, or a variable of another shape than config.json builds
         raise CheckpointError(f"checkpoint {prefix} does not match the model of "
                               f"{workdir}/config.json: {str(err).splitlines()[0]}") from None
     return config, model, step_of(prefix)

@@ -42,8 +42,8 @@ import tensorflow as tf  # noqa: E402
 import trimesh  # noqa: E402
 
 from data_pipelines import images  # noqa: E402
-from eval.h36m import EvalError, load_model, open_checkpoint  # noqa: E402
-from pose_era import geometry  # noqa: E402
+from eval.h36m import EvalError, open_checkpoint  # noqa: E402
+from pose_era import checkpoints, geometry  # noqa: E402
 from pose_era.checkpoints import CheckpointError  # noqa: E402
 from pose_era.config import ConfigError  # noqa: E402
 from pose_era.tasks import pose  # noqa: E402
@@ -249,7 +249,7 @@ def run(args):
         raise FileNotFoundError(f"no demo model in {DEFAULT_CKPT}: train one with `make demo`, "
                                 "or pass --ckpt WORKDIR of a pose run")
     workdir, prefix, config = open_checkpoint(args.ckpt)
-    model, step = load_model(prefix, workdir)
+    _, model, step = checkpoints.restore(prefix)
     body = pose.body_model(config)
     size = int(config.data.image_size)
     out = Path(args.out)
