@@ -7,7 +7,7 @@ SGD momentum 0.9, batch 32, lr 0.01 x0.1 at epochs 8 and 12, 15 epochs, L2 1e-3 
   python -m pose_era.train --config digits_cnn --set model.activation=era
   python tools/classification_table.py        # all activations, 3 seeds, table
 
-Result (3 seeds, mean ± std, notes/classification.md): 98.67 ± 0.59 % test accuracy with
+Result (3 seeds, mean ± std, docs/classification.md): 98.67 ± 0.59 % test accuracy with
 ReLU, 98.37 ± 0.56 % with ERA swish-init degree 2, 98.52 ± 0.13 % with degree 4; about 30 s per
 run on a shared 2-core Xeon CPU (the whole 14-row table: 17 min).
 """

@@ -7,7 +7,7 @@ SGD momentum 0.9, batch 32, lr 0.01 x0.1 at epochs 20 and 30, 40 epochs, L2 1e-3
   python -m pose_era.train --config digits_fcn --set model.activation=era
   python tools/classification_table.py        # all activations, 3 seeds, table
 
-Result (3 seeds, mean ± std, notes/classification.md): 98.15 ± 0.26 % test accuracy with
+Result (3 seeds, mean ± std, docs/classification.md): 98.15 ± 0.26 % test accuracy with
 ReLU, 98.15 ± 0.46 % with ERA swish-init degree 2, 98.00 ± 0.44 % with degree 4; about 18 s per
 run on a shared 2-core Xeon CPU (the whole 14-row table: 17 min).
 """

@@ -1,4 +1,4 @@
-"""The example schema every pose dataset yields (notes/contracts.md), with its zero-filling.
+"""The example schema every pose dataset yields (docs/contracts.md), with its zero-filling.
 
 One example, before batching: image (S,S,3) float32 in [0,1]; K (3,3) crop intrinsics;
 kp2d (17,3) COCO-17 crop pixels + visibility; j3d (17,3) H36M-17 camera frame metres + has_j3d;

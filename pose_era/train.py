@@ -6,7 +6,7 @@ MultiWorkerMirroredStrategy when TF_CONFIG names a cluster), a custom train step
 through tf.train.CheckpointManager (a run killed with kill -9 resumes at its last checkpoint),
 TensorBoard scalars, a tqdm bar with ETA and loss, and a NaN guard that stops before a
 non-finite update can reach a checkpoint. The task-specific parts come from the task module
-named by `config.task` (interface: notes/contracts.md).
+named by `config.task` (interface: docs/contracts.md).
 
 Examples:
   python -m pose_era.train --config digits_cnn

@@ -41,7 +41,7 @@ def _random_rotmats(rng, batch, joints, scale=0.5, still=()):
 def _anny_reference(anny_model, phenotype, rotmats, transl):
     """body-models' default-rig forward for our parameters, vertices returned in OUR frame.
 
-    The rotation-frame conversion (notes/body.md): our rotmats[j] rotates joint j relative to
+    The rotation-frame conversion (docs/body.md): our rotmats[j] rotates joint j relative to
     its parent in the axes of our rest frame; body-models poses a bone in that bone's own rest
     frame Rot_b (phenotype dependent) and in its z-up axes. So P_b = Rot_b^T C^T R_j C Rot_b
     for the bone b of joint j (identity for merged bones), the global rotation is C^T R_0 C

@@ -63,7 +63,7 @@ def test_samples_respect_the_angle_cap_and_the_noise(body):
 
 
 def test_pretraining_beats_the_mean_pose_baseline(body):
-    """A short CPU pre-training; notes/network.md has the full run on the Anny body model."""
+    """A short CPU pre-training; docs/network.md has the full run on the Anny body model."""
     layer = pre.pretrain_markerposer(body, steps=400, batch=64, noise=0.01, seed=0, lr=3e-3)
     result = pre.evaluate_markerposer(layer, body, num=512)
     print("MarkerPoser (tiny body, 400 steps):", result)  # measured: 100 mm vs 251 mm

@@ -10,7 +10,7 @@ One tf.train.Example per image:
   betas    float S   shape coefficients of the body-model file
   pose     float 3J  axis-angle per joint, root (global orientation) first
   transl   float 3   body-model translation
-`parse_example` turns one record into the project's example dict (notes/contracts.md).
+`parse_example` turns one record into the project's example dict (docs/contracts.md).
 """
 from pathlib import Path
 

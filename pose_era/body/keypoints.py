@@ -12,7 +12,7 @@ Each keypoint is a fixed linear combination of mesh vertices, so it follows any 
   lateral head vertices at ear height).
 Left-side rows are fitted, right-side rows are their mirror images and midline rows are
 symmetrised, so the sets are exactly left/right symmetric. How they differ from the datasets'
-own joints is written in notes/body.md.
+own joints is written in docs/body.md.
 """
 import numpy as np
 

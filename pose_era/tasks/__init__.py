@@ -1,6 +1,6 @@
 """Tasks plug a model, its data and its loss into the one training driver (pose_era.train).
 
-The interface each task module implements is written down in notes/contracts.md ("Task
+The interface each task module implements is written down in docs/contracts.md ("Task
 interface"); `get` turns `config.task` into the module.
 """
 import importlib

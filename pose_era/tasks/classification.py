@@ -1,4 +1,4 @@
-"""Image classification as a task of the one training driver (notes/contracts.md, Task interface).
+"""Image classification as a task of the one training driver (docs/contracts.md, Task interface).
 
 Plugs models/classifiers.py and data_pipelines/classification.py into pose_era.train: softmax
 cross-entropy per example, accuracy as the metric, and L2 only on conv/dense kernels (the driver

@@ -2,7 +2,7 @@
 
 Plugs the network, the tf.data pipeline (data_pipelines/pipeline.py), the losses
 (pose_era/losses.py) and the metrics (eval/metrics.py) into the training driver. Examples arrive
-as the schema of notes/contracts.md; the model reads {image, K}, the losses read the rest.
+as the schema of docs/contracts.md; the model reads {image, K}, the losses read the rest.
 """
 import functools
 
