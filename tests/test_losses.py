@@ -47,8 +47,12 @@ def terms(outputs, targets, K, body):
 def perturbed(outputs, name, rng):
     out = dict(outputs)
     noise = lambda x: x + rng.normal(0, 0.05, x.shape).astype(np.float32)  # noqa: E731
-    if name == "markers3d":
-        out["markers_list"] = noise(out["markers_list"].numpy())
+    if name == "markers3d":  # noise with zero mean over the markers: the centroid stays
+        m = out["markers_list"].numpy()
+        moved = noise(m)
+        out["markers_list"] = moved - (moved - m).mean(axis=-2, keepdims=True)
+    elif name == "marker_centroid":  # a rigid shift: only the centroid term sees it
+        out["markers_list"] = out["markers_list"].numpy() + np.float32([0.05, -0.02, 0.3])
     elif name == "marker_mesh":
         out["markers"] = noise(out["markers"].numpy())
     elif name == "joints3d":  # not the pelvis: the vertex term aligns on it
@@ -91,8 +95,12 @@ def test_terms_match_a_float64_numpy_reference(case, body):
     out = perturbed(perturbed(out, "joints3d", rng), "pose_prior", rng)
     values = terms(out, targets, K, body)
     ml, gm = np.float64(out["markers_list"]), np.float64(targets["markers"])
-    ref = np.linalg.norm(ml - gm[:, None], axis=-1).mean(axis=(1, 2))
+    mlc = ml - ml.mean(axis=-2, keepdims=True)
+    gmc = gm - gm.mean(axis=-2, keepdims=True)
+    ref = np.linalg.norm(mlc - gmc[:, None], axis=-1).mean(axis=(1, 2))
     np.testing.assert_allclose(values["markers3d"][0], ref, rtol=1e-5)
+    ref = np.linalg.norm(ml.mean(-2) - gm.mean(-2)[:, None], axis=-1).mean(-1)
+    np.testing.assert_allclose(values["marker_centroid"][0], ref, atol=1e-6)  # ~0: centroid kept
     p, t = np.float64(out["h36m17"]), np.float64(targets["j3d"])
     ref = np.linalg.norm((p - p[:, :1]) - (t - t[:, :1]), axis=-1).mean(-1)
     np.testing.assert_allclose(values["joints3d"][0], ref, rtol=1e-5)

@@ -157,7 +157,7 @@ def test_training_steps_reduce_the_loss_on_a_fixed_batch(body):
         return tf.reduce_mean(per_example)
 
     first = float(total())
-    for _ in range(5):
+    for _ in range(15):
         with tf.GradientTape() as tape:
             loss = total()
         grads = tape.gradient(loss, model.trainable_variables)
