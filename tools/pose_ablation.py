@@ -154,7 +154,7 @@ def one_run(args, config, activation, seed, data, weights):
         "mpjpe": result["mpjpe"], "pa_mpjpe": result["pa_mpjpe"], "mpvpe": result.get("mpvpe"),
         "count": result["count"], "step": result["checkpoint"]["step"],
         "baseline": result.get("baselines", {}).get("mean_pose"),
-        "train_s": round(train_s, 1), "eval_s": round(eval_s, 1),
+        "train_s": round(train_s, 1), "eval_s": round(eval_s, 1), "commit": git_commit(),
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
         "commands": [f"python {shlex.join(train_cmd)}", f"python {shlex.join(eval_cmd)}"],
@@ -163,6 +163,13 @@ def one_run(args, config, activation, seed, data, weights):
     print(f"{workdir}: MPJPE {record['mpjpe']:.1f} mm, PA-MPJPE {record['pa_mpjpe']:.1f} mm "
           f"(train {train_s:.0f} s, eval {eval_s:.0f} s)", flush=True)
     return record
+
+
+def git_commit():
+    """HEAD of the checkout the runs use (other work lands in the same checkout meanwhile)."""
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                         text=True)
+    return out.stdout.strip() or "unknown"
 
 
 def mean_std(values):
