@@ -173,7 +173,8 @@ def main(argv=None):
     from pose_era.era import kernel
 
     tf.get_logger().setLevel("ERROR")
-    command = "python tools/bench_train.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    given = sys.argv[1:] if argv is None else argv
+    command = " ".join(["python tools/bench_train.py", shlex.join(given)]).strip()
     before = machine_line()
     fused = kernel.load() is not None and args.era_path == "auto"
     results = {}

@@ -139,7 +139,7 @@ def one_run(args, config, activation, seed, data, weights):
     train_cmd = ["-m", "pose_era.train", "--config", config, "--workdir", str(workdir),
                  "--set", *overrides]
     eval_cmd = ["-m", "eval.h36m", "--ckpt", str(workdir), "--baseline", "mean_pose"]
-    load_before = os.getloadavg()
+    load_before, commit = os.getloadavg(), git_commit()
     rc, train_s = run(train_cmd, ROOT / workdir / "train.log")
     if rc:
         print(f"FAILED {workdir}: training exit {rc}, see {workdir}/train.log", flush=True)
@@ -154,7 +154,7 @@ def one_run(args, config, activation, seed, data, weights):
         "mpjpe": result["mpjpe"], "pa_mpjpe": result["pa_mpjpe"], "mpvpe": result.get("mpvpe"),
         "count": result["count"], "step": result["checkpoint"]["step"],
         "baseline": result.get("baselines", {}).get("mean_pose"),
-        "train_s": round(train_s, 1), "eval_s": round(eval_s, 1), "commit": git_commit(),
+        "train_s": round(train_s, 1), "eval_s": round(eval_s, 1), "commit": commit,
         "load_before": [round(x, 2) for x in load_before],
         "load_after": [round(x, 2) for x in os.getloadavg()],
         "commands": [f"python {shlex.join(train_cmd)}", f"python {shlex.join(eval_cmd)}"],
@@ -166,7 +166,8 @@ def one_run(args, config, activation, seed, data, weights):
 
 
 def git_commit():
-    """HEAD of the checkout the runs use (other work lands in the same checkout meanwhile)."""
+    """HEAD of the checkout when a run starts. Other work lands in the same checkout meanwhile
+    (uncommitted edits included), so WORKDIR/config.json is the exact record of what ran."""
     out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
                          text=True)
     return out.stdout.strip() or "unknown"
