@@ -55,7 +55,7 @@ def main(argv=None):
             "--steps", str(args.markerposer_steps))
     run("-m", "pose_era.train", "--config", "mixer_64:cpu", "--workdir", WORKDIR,
         "--set", f"train.steps={args.steps}", f"data.dir={SYNTH}",
-        f"model.markerposer.weights={MARKERPOSER}")
+        f"model.markerposer.weights={MARKERPOSER}", "model.markerposer.trainable=false")
     run("-m", "eval.h36m", "--ckpt", WORKDIR, "--baseline", "mean_pose")
     images = sorted(Path(SYNTH, "images").glob("*.jpg"))[:3]
     run("tools/demo.py", *map(str, images), "--ckpt", WORKDIR, "--out", OUT)
