@@ -9,10 +9,12 @@ Every run goes through the user-facing commands, one process each, sequentially:
   1. once: a shared synthetic set, rendered at --image_size (tools/make_synth.py, seed 0) into
      cache/synth/ablation_<train>_<test>_<size>, so every run reads the same images;
   2. once: a MarkerPoser pre-trained for --markerposer_steps (tools/pretrain_markerposer.py),
-     loaded by every run (and fine-tuned with the rest, as the configs do);
-  3. per (config, activation, seed): python -m pose_era.train into ROOT/<config>/<activation>/seed<s>
-     with the same steps, batch, size and data (only model.activation, model.era.degree and
-     train.seed change; train.seed also sets the data order), then
+     loaded by every run; fine-tuned with the rest as the configs do, or frozen with
+     --set model.markerposer.trainable=false (what notes/pose_results.md uses, and why);
+  3. per (config, activation, seed): python -m pose_era.train into
+     ROOT/<config>/<activation>/seed<s> with the same steps, batch, size and data (only
+     model.activation, model.era.degree and train.seed change; train.seed also sets the data
+     order), then
      python -m eval.h36m --ckpt WORKDIR --baseline mean_pose (MPJPE / PA-MPJPE on the whole
      synthetic test split; the mean-pose row is the same for every run, shown once).
 Resumable: a run whose WORKDIR/eval/synth_p1.json exists is skipped (a killed run resumes from
@@ -20,8 +22,9 @@ its last checkpoint). Each process's output goes to WORKDIR/{train,eval}.log. Pr
 table (mean ± sample std over seeds) and writes ROOT/ablation.json.
 
 The "longer CPU run" is the same tool with one activation and seed and more steps, e.g.
-  python tools/pose_ablation.py --configs mixer_64:cpu --activations era2 --seeds 0 --steps 800
-      --image_size 160 --train 1024 --root runs/longer
+  python tools/pose_ablation.py --configs mixer_64:cpu --activations era2 --seeds 0 --steps 2000
+      --image_size 160 --train 1024 --root runs/longer2000
+      --set model.markerposer.trainable=false train.eval_every=250
 """
 import argparse
 import json
@@ -237,7 +240,8 @@ def main(argv=None):
                "summary": rows, "runs": records, "failed": failed}
     write_json(ROOT / args.root / "ablation.json", payload)
     print(f"\nCommand: `{command}`")
-    print(f"Settings: {args.steps} steps x batch {args.batch}, {args.image_size}x{args.image_size}, "
+    size = f"{args.image_size}x{args.image_size}"
+    print(f"Settings: {args.steps} steps x batch {args.batch}, {size}, "
           f"synthetic {args.train} train / {args.test} test ({data}), MarkerPoser {weights}; "
           f"{machine} at the end, {load_start[0]:.2f} (1 min) at the start; "
           f"wall {time.time() - started:.0f} s (skipped runs cost nothing)\n")
