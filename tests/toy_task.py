@@ -40,7 +40,6 @@ def eval_dataset(config):
 def compute_loss(model, inputs, targets, training):
     pred = model(inputs, training=training)
     per_example = tf.reduce_mean(tf.square(pred - targets), axis=-1)
-
     return per_example, {"mse": tf.reduce_mean(per_example)}
 
 

@@ -10,7 +10,7 @@ Every run goes through the user-facing commands, one process each, sequentially:
      cache/synth/ablation_<train>_<test>_<size>, so every run reads the same images;
   2. once: a MarkerPoser pre-trained for --markerposer_steps (tools/pretrain_markerposer.py),
      loaded by every run; fine-tuned with the rest as the configs do, or frozen with
-     --set model.markerposer.trainable=false (what notes/pose_results.md uses, and why);
+     --set model.markerposer.trainable=false (what docs/pose_results.md uses, and why);
   3. per (config, activation, seed): python -m pose_era.train into
      ROOT/<config>/<activation>/seed<s> with the same steps, batch, size and data (only
      model.activation, model.era.degree and train.seed change; train.seed also sets the data
