@@ -41,7 +41,11 @@ def make_strategy(train_config):
     """The distribution strategy: explicit devices, a TF_CONFIG cluster, several GPUs, or none."""
     devices = list(train_config.get("devices") or [])
     if devices:
-        return tf.distribute.MirroredStrategy(devices)
+        # CPU replicas reduce on one device: collective all-reduce instances of two strategies
+        # in one process can collide (TF matches them by instance key, not by strategy).
+        on_cpu = all("CPU" in d.upper() for d in devices)
+        return tf.distribute.MirroredStrategy(
+            devices, cross_device_ops=tf.distribute.ReductionToOneDevice() if on_cpu else None)
     if os.environ.get("TF_CONFIG"):
         return tf.distribute.MultiWorkerMirroredStrategy()
     if len(tf.config.list_logical_devices("GPU")) > 1:
