@@ -50,6 +50,7 @@ def pose_config(arg, *, name, backbone, head_kind, width):
         synth_train=256 if cpu else 20_000,   # synthetic set size, generated once
         synth_test=64 if cpu else 1_000,
         synth_seed=0,
+        synth_max_yaw=180.0,         # people turned up to this many degrees from the camera
         augment=True,
         shuffle_buffer=256 if cpu else 2_000,
         val_size=32 if cpu else 500,          # validation slice of the test split for training

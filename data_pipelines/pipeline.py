@@ -52,14 +52,16 @@ def source_names(config):
 
 
 def synthetic_dir(config):
-    """data.dir, or cache/synth/<train>_<test>_<seed>_<image size> under $POSE_ERA_CACHE
-    (default: the repository's cache/)."""
+    """data.dir, or cache/synth/<train>_<test>_<seed>_<image size>[_yaw<max yaw>] under
+    $POSE_ERA_CACHE (default: the repository's cache/)."""
     data = _data(config)
     if data.get("dir"):
         return str(data.dir)
     cache = os.environ.get("POSE_ERA_CACHE") or str(Path(__file__).resolve().parents[1] / "cache")
     name = (f"{data.get('synth_train', 0)}_{data.get('synth_test', 0)}_"
             f"{data.get('synth_seed', 0)}_{data.image_size}")
+    if float(data.get("synth_max_yaw", 180.0)) != 180.0:
+        name += f"_yaw{float(data.synth_max_yaw):g}"
     return os.path.join(cache, "synth", name)
 
 
@@ -75,7 +77,8 @@ def _synthetic_folder(config):
     return str(ensure_synthetic_dataset(directory, int(data.get("synth_train", 0)),
                                         int(data.get("synth_test", 0)),
                                         int(data.get("synth_seed", 0)), body_path=body,
-                                        image_size=int(data.image_size)))
+                                        image_size=int(data.image_size),
+                                        max_yaw=float(data.get("synth_max_yaw", 180.0))))
 
 
 def _file_source(config, name, split, sizes):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from scipy.spatial import ConvexHull
+from scipy.spatial.transform import Rotation
 
 from data_pipelines import constants
 from data_pipelines.synthetic import records, renderer, sampler, scene, writer
@@ -143,6 +144,24 @@ def test_root_rotation_puts_the_body_upright_facing_the_camera(body):
     np.testing.assert_allclose(r @ sk.up, [0, -1, 0], atol=1e-9)        # camera y points down
     np.testing.assert_allclose(r @ sk.forward, [0, 0, -1], atol=1e-9)   # faces the camera
     np.testing.assert_allclose(r @ sk.left, [1, 0, 0], atol=1e-9)       # its left on the right
+
+
+def test_max_yaw_bounds_the_turn_from_the_camera_and_keeps_the_body_pose(body):
+    """The body's forward axis stays within max_yaw (+ the pitch/roll jitter) of facing the
+    camera, and the joint angles are the same draws as with any other max_yaw."""
+    sk = _skeleton(body)
+    turns, wide, narrow = [], [], []
+    for i in range(200):
+        for store, max_yaw in ((wide, 180.0), (narrow, 30.0)):
+            store.append(sampler.sample_pose(sk, np.random.default_rng(i), max_yaw))
+        facing = Rotation.from_rotvec(narrow[-1][0]).as_matrix() @ sk.forward
+        turns.append(np.degrees(np.arctan2(-facing[0], -facing[2])))
+    turns = np.abs(turns)
+    assert turns.max() < 30 + 25 and turns.max() > 20   # jitter: pitch <= 30, roll <= 20 deg
+    np.testing.assert_allclose(np.stack(wide)[:, 1:], np.stack(narrow)[:, 1:])
+    wide_turns = [np.degrees(np.arccos(-(Rotation.from_rotvec(p[0]).as_matrix() @ sk.forward)[2]))
+                  for p in wide]
+    assert max(wide_turns) > 150
 
 
 def test_keypoint_visibility_against_an_occluding_plane():
@@ -297,11 +316,16 @@ def test_ensure_reuses_or_refuses(dataset, body_file, monkeypatch):
     assert (a / "meta.json").stat().st_mtime_ns == stamp
     with pytest.raises(FileExistsError, match="other arguments"):
         writer.ensure_synthetic_dataset(a, 4, 3, 8, body_path=body_file, image_size=SIZE)
+    with pytest.raises(FileExistsError, match="other arguments"):
+        writer.ensure_synthetic_dataset(a, 4, 3, 7, body_path=body_file, image_size=SIZE,
+                                        max_yaw=45)
 
 
 def test_bad_input_is_one_clear_line(tmp_path, body_file, capsys, monkeypatch):
     with pytest.raises(ValueError, match="--train must be >= 0"):
         writer.build_dataset(tmp_path / "x", -1, 3, 0, body_path=body_file)
+    with pytest.raises(ValueError, match="max yaw must be in"):
+        writer.build_dataset(tmp_path / "x", 1, 1, 0, body_path=body_file, max_yaw=200)
     with pytest.raises(FileNotFoundError, match="build_body_model"):
         writer.build_dataset(tmp_path / "x", 1, 1, 0, body_path=tmp_path / "missing.npz")
     with pytest.raises(FileNotFoundError, match="make_synth"):

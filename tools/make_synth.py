@@ -1,6 +1,7 @@
 """Make the synthetic human dataset (rendered bodies with 2D/3D labels and body parameters).
 
     python tools/make_synth.py --out DIR --train N --test M --seed S [--body FILE] [--workers 2]
+                               [--image-size 480] [--max-yaw 180]
 
 DIR gets train/test TFRecord shards, the test images as JPEG files and DIR/synth_test.npz in
 SPIN's Human3.6M npz layout (see data_pipelines/synthetic/writer.py). The same seed gives
@@ -31,12 +32,16 @@ def main(argv=None):
     parser.add_argument("--workers", type=int, default=2,
                         help="worker processes (0: in this process)")
     parser.add_argument("--image-size", type=int, default=480, help="square image side, px")
+    parser.add_argument("--max-yaw", type=float, default=180.0,
+                        help="people face the camera turned by at most this many degrees "
+                             "(default 180: any way)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
         out = build_dataset(args.out, args.train, args.test, args.seed, body_path=args.body,
                             workers=args.workers, image_size=args.image_size,
+                            max_yaw=args.max_yaw,
                             progress=not args.no_progress)
     except (ValueError, FileNotFoundError, FileExistsError) as err:
         print(f"make_synth: {err}", file=sys.stderr)

@@ -226,10 +226,11 @@ class Skeleton:
         return region[np.asarray(weights).argmax(axis=1)]
 
 
-def sample_pose(skeleton, rng):
-    """(J, 3) axis-angle pose (root first) of one random body, upright-ish and facing any way."""
+def sample_pose(skeleton, rng, max_yaw=180.0):
+    """(J, 3) axis-angle pose (root first) of one random body, upright-ish, turned from facing
+    the camera by a yaw uniform in [-max_yaw, max_yaw] degrees (180: facing any way)."""
     local = skeleton.local_rotations(skeleton.sample_angles(rng))
-    yaw = rng.uniform(-np.pi, np.pi)
+    yaw = rng.uniform(-np.deg2rad(max_yaw), np.deg2rad(max_yaw))
     pitch = np.clip(rng.normal(0.0, np.deg2rad(10)), -np.deg2rad(30), np.deg2rad(30))
     roll = np.clip(rng.normal(0.0, np.deg2rad(7)), -np.deg2rad(20), np.deg2rad(20))
     local[0] = skeleton.root_rotation(yaw, pitch, roll)

@@ -62,7 +62,7 @@ def _part_name(split, shard, start):
     return f"{split}-{shard:05d}-{start:09d}.part"
 
 
-def _init_worker(body_path, image_size, single_thread):
+def _init_worker(body_path, image_size, max_yaw, single_thread):
     """Load the body model once per process; worker processes run on one thread each (the
     pool is the parallelism, and fixed threading keeps results bit-identical) and see no GPU
     (rendering is NumPy; a worker must not take an accelerator's memory)."""
@@ -76,7 +76,7 @@ def _init_worker(body_path, image_size, single_thread):
         tf.config.threading.set_inter_op_parallelism_threads(1)
     from data_pipelines.synthetic.scene import SceneMaker
     from pose_era.body import BodyModel
-    _maker = SceneMaker(BodyModel.load(body_path), image_size)
+    _maker = SceneMaker(BodyModel.load(body_path), image_size, max_yaw=max_yaw)
 
 
 def _run_job(args):
@@ -147,7 +147,7 @@ def _sha256(path):
     return h.hexdigest()
 
 
-def _check_args(train, test, workers, image_size):
+def _check_args(train, test, workers, image_size, max_yaw):
     for name, value in (("train", train), ("test", test), ("workers", workers)):
         if int(value) < 0:
             raise ValueError(f"--{name} must be >= 0, got {value}")
@@ -155,6 +155,8 @@ def _check_args(train, test, workers, image_size):
         raise ValueError("nothing to make: give --train and/or --test a positive count")
     if int(image_size) < 32:
         raise ValueError(f"image size must be at least 32 px, got {image_size}")
+    if not 0.0 <= float(max_yaw) <= 180.0:
+        raise ValueError(f"max yaw must be in [0, 180] degrees, got {max_yaw}")
 
 
 def _body_file(body_path):
@@ -169,9 +171,10 @@ def _body_file(body_path):
     return path.resolve(), arrays
 
 
-def _meta(train, test, seed, image_size, body_path, arrays):
+def _meta(train, test, seed, image_size, max_yaw, body_path, arrays):
     return {"format": FORMAT, "train": int(train), "test": int(test), "seed": int(seed),
-            "image_size": int(image_size), "shard_size": int(SHARD_SIZE),
+            "image_size": int(image_size), "max_yaw": float(max_yaw),
+            "shard_size": int(SHARD_SIZE),
             "body_model": str(body_path), "body_model_sha256": _sha256(body_path),
             "num_betas": int(arrays["shapedirs"].shape[-1]),
             "num_joints": int(arrays["parents"].shape[0]),
@@ -190,20 +193,21 @@ def read_meta(directory):
 
 def _same(meta, want):
     keys = ("format", "train", "test", "seed", "image_size", "shard_size", "body_model_sha256")
-    return all(meta.get(k) == want[k] for k in keys)
+    same_yaw = meta.get("max_yaw", 180.0) == want["max_yaw"]  # folders older than max_yaw: 180
+    return same_yaw and all(meta.get(k) == want[k] for k in keys)
 
 
 def build_dataset(out, train, test, seed, body_path=None, workers=2, image_size=480,
-                  progress=True, exist_ok=False):
+                  max_yaw=180.0, progress=True, exist_ok=False):
     """Make the dataset folder `out`; returns its Path.
 
     exist_ok: an existing folder made with the same arguments is returned as is (one made
     with other arguments is an error either way).
     """
-    _check_args(train, test, workers, image_size)
+    _check_args(train, test, workers, image_size, max_yaw)
     out = Path(out).resolve()
     body_path, arrays = _body_file(body_path)
-    want = _meta(train, test, seed, image_size, body_path, arrays)
+    want = _meta(train, test, seed, image_size, max_yaw, body_path, arrays)
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f"{out.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -216,7 +220,8 @@ def build_dataset(out, train, test, seed, body_path=None, workers=2, image_size=
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
         try:
-            _write_all(tmp, train, test, seed, body_path, workers, image_size, progress)
+            _write_all(tmp, train, test, seed, body_path, workers, image_size, max_yaw,
+                       progress)
             (tmp / "meta.json").write_text(json.dumps(want, indent=1, sort_keys=True) + "\n")
             os.chmod(tmp, 0o755)
             os.rename(tmp, out)
@@ -226,7 +231,7 @@ def build_dataset(out, train, test, seed, body_path=None, workers=2, image_size=
     return out
 
 
-def _write_all(tmp, train, test, seed, body_path, workers, image_size, progress):
+def _write_all(tmp, train, test, seed, body_path, workers, image_size, max_yaw, progress):
     from tqdm import tqdm
     if test:
         (tmp / "images").mkdir()
@@ -238,12 +243,12 @@ def _write_all(tmp, train, test, seed, body_path, workers, image_size, progress)
     try:
         args = [(job, str(tmp), int(seed)) for job in jobs]
         if workers == 0:
-            _init_worker(str(body_path), image_size, single_thread=False)
+            _init_worker(str(body_path), image_size, max_yaw, single_thread=False)
             results = map(_run_job, args)
         else:
             ctx = multiprocessing.get_context("spawn")
             pool = ctx.Pool(min(workers, len(jobs)), initializer=_init_worker,
-                            initargs=(str(body_path), image_size, True))
+                            initargs=(str(body_path), image_size, max_yaw, True))
             results = pool.imap_unordered(_run_job, args)
         for split, shard, start, labels, count in results:
             if labels is not None:
@@ -262,10 +267,11 @@ def _write_all(tmp, train, test, seed, body_path, workers, image_size, progress)
 
 
 def ensure_synthetic_dataset(directory, train, test, seed, body_path=None, workers=2,
-                             image_size=480, progress=True):
+                             image_size=480, max_yaw=180.0, progress=True):
     """The synthetic dataset folder, made on first use (training and evaluation call this).
 
     Returns the folder's Path; an existing folder made with other arguments is an error that
     says so, rather than silently training on different data."""
     return build_dataset(directory, train, test, seed, body_path=body_path, workers=workers,
-                         image_size=image_size, progress=progress, exist_ok=True)
+                         image_size=image_size, max_yaw=max_yaw, progress=progress,
+                         exist_ok=True)
