@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -108,6 +109,31 @@ def _write_json_atomic(path, payload):
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
+
+
+def code_version():
+    """{commit, dirty} of the git checkout this code runs from (None outside one), so that
+    a result can be traced to the code that produced it."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def record_start(workdir, step):
+    """Appends this (re)start to WORKDIR/run_info.json: time, step, command, code version."""
+    path = Path(workdir) / "run_info.json"
+    starts = json.loads(path.read_text())["starts"] if path.is_file() else []
+    starts.append({"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "step": int(step),
+                   "argv": sys.argv, "tensorflow": tf.__version__,
+                   "keras": keras.__version__, **code_version()})
+    _write_json_atomic(path, {"starts": starts})
 
 
 class Trainer:
@@ -216,6 +242,7 @@ class Trainer:
         if start >= self.steps:
             print(f"already trained to step {start} of {self.steps} in {self.workdir}")
             return {}
+        record_start(self.workdir, start)
         dataset = self.strategy.distribute_datasets_from_function(
             lambda ctx: self.task.train_dataset(self.config, ctx))
         iterator = iter(dataset)

@@ -1,4 +1,5 @@
 """The training driver: config errors, resume after kill -9, the NaN guard, tf.distribute."""
+import json
 import os
 import signal
 import subprocess
@@ -110,6 +111,13 @@ def test_workdir_contents_and_restore(tmp_path):
     assert (workdir / "eval" / "train_eval.json").is_file()
     config, model, step = checkpoints.restore(workdir / "ckpt" / "ckpt-40")
     assert step == 40 and config.train.steps == 40
+    # provenance: each (re)start with its step and the code's git commit
+    _toy(workdir, "train.steps=45").fit()
+    starts = json.loads((workdir / "run_info.json").read_text())["starts"]
+    assert [s["step"] for s in starts] == [0, 40]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parents[1],
+                          capture_output=True, text=True).stdout.strip()
+    assert starts[-1]["commit"] == (head or None) and starts[-1]["tensorflow"] == tf.__version__
 
 
 def test_restore_of_a_non_checkpoint_is_a_clear_error(tmp_path):
