@@ -60,8 +60,9 @@ def synthetic_dir(config):
     cache = os.environ.get("POSE_ERA_CACHE") or str(Path(__file__).resolve().parents[1] / "cache")
     name = (f"{data.get('synth_train', 0)}_{data.get('synth_test', 0)}_"
             f"{data.get('synth_seed', 0)}_{data.image_size}")
-    if float(data.get("synth_max_yaw", 180.0)) != 180.0:
-        name += f"_yaw{float(data.synth_max_yaw):g}"
+    max_yaw = float(data.get("synth_max_yaw", 180.0))
+    if max_yaw != 180.0:
+        name += f"_yaw{max_yaw:g}"
     return os.path.join(cache, "synth", name)
 
 

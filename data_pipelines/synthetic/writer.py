@@ -62,7 +62,7 @@ def _part_name(split, shard, start):
     return f"{split}-{shard:05d}-{start:09d}.part"
 
 
-def _init_worker(body_path, image_size, max_yaw, single_thread):
+def _init_worker(body_path, scene_options, single_thread):
     """Load the body model once per process; worker processes run on one thread each (the
     pool is the parallelism, and fixed threading keeps results bit-identical) and see no GPU
     (rendering is NumPy; a worker must not take an accelerator's memory)."""
@@ -76,7 +76,7 @@ def _init_worker(body_path, image_size, max_yaw, single_thread):
         tf.config.threading.set_inter_op_parallelism_threads(1)
     from data_pipelines.synthetic.scene import SceneMaker
     from pose_era.body import BodyModel
-    _maker = SceneMaker(BodyModel.load(body_path), image_size, max_yaw=max_yaw)
+    _maker = SceneMaker(BodyModel.load(body_path), **scene_options)
 
 
 def _run_job(args):
@@ -191,10 +191,14 @@ def read_meta(directory):
     return json.loads(path.read_text())
 
 
+# Keys added to meta.json after v1 folders were made, with the value those folders were made with.
+_OLDER_DEFAULTS = {"max_yaw": 180.0}
+
+
 def _same(meta, want):
-    keys = ("format", "train", "test", "seed", "image_size", "shard_size", "body_model_sha256")
-    same_yaw = meta.get("max_yaw", 180.0) == want["max_yaw"]  # folders older than max_yaw: 180
-    return same_yaw and all(meta.get(k) == want[k] for k in keys)
+    keys = ("format", "train", "test", "seed", "image_size", "max_yaw", "shard_size",
+            "body_model_sha256")
+    return all(meta.get(k, _OLDER_DEFAULTS.get(k)) == want[k] for k in keys)
 
 
 def build_dataset(out, train, test, seed, body_path=None, workers=2, image_size=480,
@@ -220,8 +224,8 @@ def build_dataset(out, train, test, seed, body_path=None, workers=2, image_size=
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
         try:
-            _write_all(tmp, train, test, seed, body_path, workers, image_size, max_yaw,
-                       progress)
+            _write_all(tmp, train, test, seed, body_path, workers,
+                       dict(image_size=int(image_size), max_yaw=float(max_yaw)), progress)
             (tmp / "meta.json").write_text(json.dumps(want, indent=1, sort_keys=True) + "\n")
             os.chmod(tmp, 0o755)
             os.rename(tmp, out)
@@ -231,7 +235,8 @@ def build_dataset(out, train, test, seed, body_path=None, workers=2, image_size=
     return out
 
 
-def _write_all(tmp, train, test, seed, body_path, workers, image_size, max_yaw, progress):
+def _write_all(tmp, train, test, seed, body_path, workers, scene_options, progress):
+    """Renders every job into `tmp`; scene_options are SceneMaker's keyword arguments."""
     from tqdm import tqdm
     if test:
         (tmp / "images").mkdir()
@@ -243,12 +248,12 @@ def _write_all(tmp, train, test, seed, body_path, workers, image_size, max_yaw, 
     try:
         args = [(job, str(tmp), int(seed)) for job in jobs]
         if workers == 0:
-            _init_worker(str(body_path), image_size, max_yaw, single_thread=False)
+            _init_worker(str(body_path), scene_options, single_thread=False)
             results = map(_run_job, args)
         else:
             ctx = multiprocessing.get_context("spawn")
             pool = ctx.Pool(min(workers, len(jobs)), initializer=_init_worker,
-                            initargs=(str(body_path), image_size, max_yaw, True))
+                            initargs=(str(body_path), scene_options, True))
             results = pool.imap_unordered(_run_job, args)
         for split, shard, start, labels, count in results:
             if labels is not None:
@@ -263,7 +268,7 @@ def _write_all(tmp, train, test, seed, body_path, workers, image_size, max_yaw, 
     if test:
         chunks = [test_labels[s] for s in sorted(test_labels)]
         labels = {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
-        save_npz(tmp / NPZ_NAME, spin_arrays(labels, image_size))
+        save_npz(tmp / NPZ_NAME, spin_arrays(labels, scene_options["image_size"]))
 
 
 def ensure_synthetic_dataset(directory, train, test, seed, body_path=None, workers=2,
