@@ -60,7 +60,9 @@ def classification_config(arg, *, dataset, model, image_size, epochs, batch_size
         name="sgd",
         lr=lr,
         momentum=0.9,
-        schedule="piecewise",
+        schedule="piecewise",        # constant | piecewise | exponential | cosine
+        warmup_steps=0,              # cosine only: linear warm-up from 0
+        final_lr_fraction=0.0,       # cosine only: lr at the last step, as a fraction of lr
         boundaries=tuple(boundaries),  # in epochs
         factor=0.1,
         decay_rate=0.1,            # exponential schedule only

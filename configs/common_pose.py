@@ -4,8 +4,15 @@ resnet50_transformer_256): the ERA supplement's THUNDR-style network and its tra
 Each named config calls `pose_config` with its backbone, head kind and width. The argument after
 the colon is a comma-separated list of variants, so a variant is an argument, not a copied file:
 
-  cpu       CPU-sized run for this 2-core machine: 224x224 crops, batch 8, a few hundred steps,
-            a small synthetic set (what `make demo` trains).
+  cpu       CPU-sized run for this 2-core machine (what `make demo` trains, ~5 min): 160x160
+            crops, batch 8, 1,500 steps on 4,096 synthetic images, with the CPU recipe of
+            docs/pose_results.md: BatchNorm momentum fit for the run length, the dense 2D training
+            aid, cosine schedule with warm-up, the committed pre-trained MarkerPoser frozen, the
+            loss terms that act through it off (they bend the markers towards what a frozen
+            MarkerPoser maps to good joints instead of towards the true markers) and the
+            rotation-invariant marker-distance term on.
+  long      with cpu: the released model's CPU run (pretrained/mixer_64_synth, ~2.5 h on 2
+            cores): 40,960 images, batch 16, BatchNorm momentum 0.99.
   weak      weakly supervised: 2D keypoints + priors + marker-mesh consistency only, every 3D
             term off (the supplement's pre-training regime).
   finetune  fully supervised, initialised from the `weak` run of the same config
@@ -19,8 +26,11 @@ import ml_collections
 from models.pose_net import default_model_config
 from pose_era.losses import default_loss_config
 
-VARIANTS = ("cpu", "weak", "finetune")
+VARIANTS = ("cpu", "long", "weak", "finetune")
 THREE_D_TERMS = ("markers3d", "joints3d", "vertices")
+THROUGH_MARKERPOSER = ("marker_mesh", "joints3d", "vertices", "reproj")
+# The MarkerPoser pre-trained on random Anny bodies (tools/pretrain_markerposer.py), committed.
+PRETRAINED_MARKERPOSER = "pretrained/markerposer_m64.npz"
 
 
 def _variants(arg):
@@ -29,6 +39,8 @@ def _variants(arg):
     if unknown:
         raise ValueError(f"unknown config variant(s) {', '.join(unknown)}; "
                          f"choose from {', '.join(VARIANTS)}")
+    if "long" in chosen and "cpu" not in chosen:
+        raise ValueError("'long' is a variant of 'cpu': use cpu,long")
     if "weak" in chosen and "finetune" in chosen:
         raise ValueError("choose 'weak' or 'finetune', not both")
     return set(chosen)
@@ -38,6 +50,7 @@ def pose_config(arg, *, name, backbone, head_kind, width):
     """A ConfigDict with every key the driver and the pose task read."""
     variants = _variants(arg)
     cpu = "cpu" in variants
+    long = "long" in variants
     config = ml_collections.ConfigDict()
     config.task = "pose"
 
@@ -46,14 +59,14 @@ def pose_config(arg, *, name, backbone, head_kind, width):
     config.data = dict(
         name="synthetic",            # synthetic | h36m | coco
         dir="",                      # "" = cache/synth/<size> (synthetic) or the dataset's folder
-        image_size=224 if cpu else 480,
-        synth_train=256 if cpu else 20_000,   # synthetic set size, generated once
-        synth_test=64 if cpu else 1_000,
-        synth_seed=0,
+        image_size=160 if cpu else 480,
+        synth_train=(40_960 if long else 4_096) if cpu else 20_000,  # generated once
+        synth_test=(1_024 if long else 512) if cpu else 1_000,
+        synth_seed=1 if long else 0,
         synth_max_yaw=180.0,         # people turned up to this many degrees from the camera
         augment=True,
-        shuffle_buffer=256 if cpu else 2_000,
-        val_size=32 if cpu else 500,          # validation slice of the test split for training
+        shuffle_buffer=(2_000 if long else 1_024) if cpu else 2_000,
+        val_size=(256 if long else 64) if cpu else 500,  # validation slice of the test split
         coco_json="",                # weak supervision: COCO person keypoints json
         coco_images="",
     )
@@ -66,23 +79,32 @@ def pose_config(arg, *, name, backbone, head_kind, width):
     config.model.backbone.name = backbone
     config.model.head.kind = head_kind
     config.model.head.width = width
+    if cpu:
+        config.model.backbone.bn_momentum = 0.99 if long else 0.9
+        config.model.dense2d.enabled = True
+        config.model.markerposer.weights = PRETRAINED_MARKERPOSER
+        config.model.markerposer.trainable = False
 
     # Losses (pose_era/losses.py); the weak regime keeps 2D, priors and consistency only.
     config.loss = default_loss_config()
+    if cpu:
+        for term in THROUGH_MARKERPOSER:
+            config.loss[term] = 0.0
+        config.loss.marker_distances = 1.0   # articulation before orientation (losses.py)
     if "weak" in variants:
         for term in THREE_D_TERMS:
             config.loss[term] = 0.0
 
     # Training (pose_era/train.py).
     config.train = dict(
-        steps=300 if cpu else 200_000,
+        steps=(30_000 if long else 1_500) if cpu else 200_000,
         epochs=0,
-        batch_size=8 if cpu else 32,
+        batch_size=(16 if long else 8) if cpu else 32,
         seed=0,
-        log_every=10 if cpu else 100,
-        ckpt_every=50 if cpu else 2_000,
-        eval_every=100 if cpu else 10_000,
-        image_every=100 if cpu else 5_000,   # TensorBoard: a rendered prediction now and then
+        log_every=50 if cpu else 100,
+        ckpt_every=(1_000 if long else 250) if cpu else 2_000,
+        eval_every=(2_000 if long else 500) if cpu else 10_000,
+        image_every=(2_000 if long else 500) if cpu else 5_000,  # TensorBoard: a rendered prediction
         jit_compile="auto",                  # on where a GPU is visible
         mixed_precision="float32",           # or mixed_float16 / mixed_bfloat16; ERA stays f32
         devices=[],                          # explicit MirroredStrategy devices (tests)
@@ -94,7 +116,9 @@ def pose_config(arg, *, name, backbone, head_kind, width):
         name="adam",
         lr=1e-3 if cpu else 1e-4,     # short CPU runs need a larger step to leave the mean pose
         momentum=0.0,
-        schedule="exponential",
+        schedule="cosine" if cpu else "exponential",  # constant | piecewise | exponential | cosine
+        warmup_steps=(500 if long else 100) if cpu else 0,  # cosine only: linear warm-up from 0
+        final_lr_fraction=0.0,       # cosine only: lr at the last step, as a fraction of lr
         decay_rate=0.99,
         decay_steps=4_000,
         boundaries=(),

@@ -15,6 +15,8 @@ from pathlib import Path
 import keras
 
 BACKBONES = ("mobilenet_v2", "resnet50")
+# The stride-8 feature map a dense 2D head reads (the last layer at 1/8 of the input size).
+_STRIDE8_LAYER = {"mobilenet_v2": "block_6_expand_relu", "resnet50": "conv3_block4_out"}
 
 # File names keras.applications uses in its cache (<KERAS_HOME or ~/.keras>/models/). MobileNetV2's
 # ImageNet weights exist for 96..224 px only; the network is fully convolutional, so Keras itself
@@ -66,17 +68,24 @@ def _resolve_weights(name, weights):
     return path
 
 
-def build_backbone(name, image_size, weights=None):
-    """A keras.Model mapping (B, S, S, 3) images in [0, 1] to a (B, S/32, S/32, C) feature map.
+def build_backbone(name, image_size, weights=None, bn_momentum=None, stride8=False):
+    """A keras.Model mapping (B, S, S, 3) images in [0, 1] to a (B, S/32, S/32, C) feature map,
+    or, with `stride8`, to [that map, the (B, S/8, S/8, C8) map a dense 2D head reads].
 
     name: mobilenet_v2 | resnet50; weights: None/'none', 'imagenet' (from the Keras cache only) or a
     weights-file path (loaded into the convolutional part, as keras.applications does).
+    bn_momentum: the moving-statistics momentum of every BatchNormalization (None keeps Keras'
+    0.999 / 0.99). Why: at 0.999 the moving statistics need ~5,000 steps to forget their
+    initialisation, so a run of a few thousand steps evaluates (inference mode) with statistics
+    far from the batch statistics it trained with.
     """
     if name not in BACKBONES:
         raise ValueError(f"backbone.name={name!r} is unknown; use one of {', '.join(BACKBONES)}")
     if image_size % 32 or image_size < 64:
         raise ValueError(f"data.image_size={image_size} must be a multiple of 32 and >= 64 "
                          "(the backbones have output stride 32)")
+    if bn_momentum is not None and not 0.0 <= float(bn_momentum) < 1.0:
+        raise ValueError(f"model.backbone.bn_momentum={bn_momentum} must be in [0, 1)")
     path = _resolve_weights(name, weights)
     shape = (image_size, image_size, 3)
     if name == "mobilenet_v2":
@@ -92,5 +101,12 @@ def build_backbone(name, image_size, weights=None):
         except (ValueError, OSError) as err:
             raise ValueError(f"backbone.weights: {path} does not fit {name} without top ({err}); "
                              "give the matching no-top weights file") from err
+    if bn_momentum is not None:
+        for layer in cnn.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = float(bn_momentum)
+    if stride8:
+        cnn = keras.Model(cnn.inputs, [cnn.output, cnn.get_layer(_STRIDE8_LAYER[name]).output],
+                          name=cnn.name)
     image = keras.Input(shape, name="image")
     return keras.Model(image, cnn(preprocess(image)), name="backbone")

@@ -12,6 +12,7 @@ import ml_collections
 
 from models import markerposer as mp
 from models.backbones import build_backbone
+from models.dense2d import dense2d_head
 from models.heads import build_block
 from models.mean_body import mean_body
 from models.thundr import ThundrHead
@@ -25,6 +26,11 @@ def default_model_config():
     c.backbone = ml_collections.ConfigDict()
     c.backbone.name = "mobilenet_v2"      # mobilenet_v2 | resnet50
     c.backbone.weights = "none"           # none | imagenet (Keras cache only) | path to a file
+    c.backbone.bn_momentum = 0.999        # BatchNorm moving-statistics momentum (Keras: 0.999);
+                                          # short runs need less (models/backbones.py says why)
+    c.dense2d = ml_collections.ConfigDict()
+    c.dense2d.enabled = False             # training aid: COCO-17 soft-argmax head on stride 8
+    c.dense2d.hidden = 128                # its 3x3 conv's channels
     c.head = ml_collections.ConfigDict()
     c.head.kind = "mixer"                 # mixer | transformer
     c.head.width = 64                     # 64 | 256 in the supplement
@@ -69,6 +75,11 @@ def build_markerposer(m, body_model):
                                m.markerposer.act_norm)
     if str(m.markerposer.weights).lower() not in ("none", ""):
         mp.load_weights(layer, m.markerposer.weights)
+    elif not m.markerposer.trainable:
+        raise ValueError("model.markerposer.trainable=false without model.markerposer.weights "
+                         "would freeze an untrained MarkerPoser (the mean body for every input); "
+                         "give pre-trained weights (tools/pretrain_markerposer.py) or set "
+                         "trainable=true")
     layer.trainable = bool(m.markerposer.trainable)
     return layer
 
@@ -79,13 +90,21 @@ def build_pose_model(config, body_model):
     markers_list (B,L,K,3) all refinement steps, markers (B,K,3) the last one, rot6d (B,J,6),
     rotmats (B,J,3,3), betas (B,S), transl (B,3), and the posed body's vertices (B,V,3),
     joints (B,J,3), mesh_markers (B,K,3), h36m17 (B,17,3), coco17 (B,17,3); camera frame, metres.
+    With model.dense2d.enabled also kp2d_dense (B,17,2), the training aid's COCO-17 keypoints in
+    crop pixels.
     """
     m, size = config.model, int(config.data.image_size)
     _check(m, body_model)
     mean = mean_body(body_model)
     image = keras.Input((size, size, 3), name="image")
     K = keras.Input((3, 3), name="K")
-    feats = build_backbone(m.backbone.name, size, m.backbone.weights)(image)
+    backbone = build_backbone(m.backbone.name, size, m.backbone.weights, m.backbone.bn_momentum,
+                              stride8=m.dense2d.enabled)
+    feats = backbone(image)
+    extra = {}
+    if m.dense2d.enabled:
+        feats, fine = feats
+        extra["kp2d_dense"] = dense2d_head(fine, size, m.dense2d.hidden)
     head = ThundrHead(build_block(m.head, m.activation, m.era), m.head.depth, m.head.width, size,
                       mean["markers"], mean["extent"], m.init_fill, m.head.pos_encoding,
                       m.head.corr_hidden, m.activation, m.era, m.head.act_norm, name="head")
@@ -97,7 +116,7 @@ def build_pose_model(config, body_model):
     outputs = {"markers_list": markers_list, "markers": markers, **params,
                "vertices": body["vertices"], "joints": body["joints"],
                "mesh_markers": body["markers"], "h36m17": body["h36m17"],
-               "coco17": body["coco17"]}
+               "coco17": body["coco17"], **extra}
     return keras.Model({"image": image, "K": K}, outputs, name="pose_net")
 
 

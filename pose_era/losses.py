@@ -10,12 +10,24 @@ Every term is a per-example (B,) float32 tensor, zero at the ground truth and po
                by decimetres to metres: in one absolute distance its error swamps the gradient
                of the body's shape, and short runs then learn placement while distorting the
                marker cloud (PA-MPJPE worse than the mean pose).
+- marker_distances: mean absolute difference between the predicted and the true matrices of
+               marker-to-marker distances (metres; all L estimates under deep supervision);
+               masked by has_markers. Invariant to the body's rotation and placement: it
+               rewards the right articulation and shape before the orientation is right (which
+               a from-scratch backbone learns last when people face any direction).
+- markers2d:   the markers projected through the crop's K against the true markers projected the
+               same way, the robust 2D error of reproj (all L estimates under deep supervision);
+               masked by has_markers. Why: the image-plane position of every marker is what the
+               pixels determine best; a centred 3D distance mixes it with the depth ordering of
+               the limbs, which one view leaves ambiguous, and learns far more slowly.
 - marker_mesh: the same distance between the final predicted markers and the markers of the mesh
                posed from the MarkerPoser's parameters (self-consistency; always on).
 - joints3d:    mean joint distance of the H36M-17 joints after subtracting each set's pelvis
                (joint 0); masked by has_j3d.
 - vertices:    mean vertex distance, pelvis-aligned, against the mesh of the true body parameters
                (the example schema carries parameters, not vertices); masked by has_params.
+- dense2d:     the training aid's soft-argmax COCO-17 keypoints (model.dense2d) against kp2d, the
+               same robust 2D error as reproj; only when the model has that output.
 - reproj:      the COCO-17 keypoints of the posed mesh projected through the crop's K, residual
                divided by the image size, robust pseudo-Huber sqrt(r^2 + eps^2) - eps per keypoint,
                weighted by the visibility and averaged over the visible keypoints (weak supervision).
@@ -31,7 +43,7 @@ import tensorflow as tf
 
 from pose_era import geometry
 
-TERMS = ("markers3d", "marker_centroid", "marker_mesh", "joints3d", "vertices", "reproj", "shape_prior", "pose_prior")
+TERMS = ("markers3d", "marker_centroid", "marker_distances", "markers2d", "marker_mesh", "joints3d", "vertices", "reproj", "dense2d", "shape_prior", "pose_prior")
 
 
 def default_loss_config():
@@ -39,10 +51,13 @@ def default_loss_config():
     c = ml_collections.ConfigDict()
     c.markers3d = 1.0
     c.marker_centroid = 0.2
+    c.marker_distances = 0.0
+    c.markers2d = 0.0
     c.marker_mesh = 1.0
     c.joints3d = 1.0
     c.vertices = 1.0
     c.reproj = 1.0
+    c.dense2d = 1.0             # used only when model.dense2d.enabled
     c.shape_prior = 1e-3
     c.pose_prior = 1e-3
     c.deep_supervision = True   # markers3d over all L estimates (False: the last one only)
@@ -67,6 +82,11 @@ def centred(points):
     return points - tf.reduce_mean(points, axis=-2, keepdims=True)
 
 
+def pairwise_distances(points):
+    """(..., N, 3) -> (..., N, N) Euclidean distances (gradient 0, not NaN, on the diagonal)."""
+    return safe_norm(points[..., :, None, :] - points[..., None, :, :])
+
+
 def root_relative(points, root_index=0):
     return points - points[..., root_index:root_index + 1, :]
 
@@ -77,11 +97,23 @@ def reprojection(points, K, kp2d, image_size, eps):
     Depth is clamped to >= 1 cm before projecting so that points behind the camera give a large,
     finite residual instead of a sign flip or a division by zero.
     """
+    return keypoint_error_2d(in_front_projection(points, K), kp2d[..., :2], kp2d[..., 2],
+                             image_size, eps)
+
+
+def in_front_projection(points, K):
+    """(...,N,3) camera-frame points -> (...,N,2) pixels, depth clamped to >= 1 cm first."""
     z = tf.maximum(points[..., 2:], 0.01)
-    uv = geometry.project(tf.concat([points[..., :2], z], axis=-1), K)
-    r = (uv - kp2d[..., :2]) / float(image_size)
+    return geometry.project(tf.concat([points[..., :2], z], axis=-1), K)
+
+
+def keypoint_error_2d(uv, uv_true, vis, image_size, eps):
+    """(...,) robust mean 2D error of (...,N,2) pixels against (...,N,2) with weights (...,N).
+
+    Residuals are divided by the image size; pseudo-Huber sqrt(r^2 + eps^2) - eps per point.
+    """
+    r = (uv - uv_true) / float(image_size)
     rho = tf.sqrt(tf.reduce_sum(tf.square(r), -1) + eps ** 2) - eps
-    vis = kp2d[..., 2]
     return tf.reduce_sum(vis * rho, -1) / tf.maximum(tf.reduce_sum(vis, -1), 1.0)
 
 
@@ -105,6 +137,14 @@ def loss_terms(outputs, targets, K, image_size, body_model, config):
     if config.get("marker_centroid"):
         d = safe_norm(tf.reduce_mean(est, axis=-2) - tf.reduce_mean(true, axis=-2))
         terms["marker_centroid"] = (tf.reduce_mean(d, axis=1), f32(targets["has_markers"]))
+    if config.marker_distances:
+        d = tf.reduce_mean(tf.abs(pairwise_distances(est) - pairwise_distances(true)), [-2, -1])
+        terms["marker_distances"] = (tf.reduce_mean(d, axis=1), f32(targets["has_markers"]))
+    if config.markers2d:
+        Kl = f32(K)[:, None]
+        d = keypoint_error_2d(in_front_projection(est, Kl), in_front_projection(true, Kl),
+                              tf.ones_like(true[..., 0]), image_size, config.reproj_eps)
+        terms["markers2d"] = (tf.reduce_mean(d, axis=1), f32(targets["has_markers"]))
     if config.marker_mesh:
         terms["marker_mesh"] = (mean_distance(f32(outputs["markers"]),
                                               f32(outputs["mesh_markers"])), ones)
@@ -123,6 +163,11 @@ def loss_terms(outputs, targets, K, image_size, body_model, config):
         terms["reproj"] = (reprojection(f32(outputs["coco17"]), f32(K), f32(targets["kp2d"]),
                                         image_size, config.reproj_eps),
                            tf.cast(tf.reduce_any(targets["kp2d"][..., 2] > 0, -1), tf.float32))
+    if config.dense2d and "kp2d_dense" in outputs:
+        kp2d = f32(targets["kp2d"])
+        terms["dense2d"] = (keypoint_error_2d(f32(outputs["kp2d_dense"]), kp2d[..., :2],
+                                              kp2d[..., 2], image_size, config.reproj_eps),
+                            tf.cast(tf.reduce_any(targets["kp2d"][..., 2] > 0, -1), tf.float32))
     if config.shape_prior:
         mean = tf.constant(body_model.mean_betas, tf.float32)
         terms["shape_prior"] = (tf.reduce_mean(tf.square(f32(outputs["betas"]) - mean), -1), ones)

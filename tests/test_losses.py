@@ -36,18 +36,34 @@ def case(body):
                "has_params": ones}
     outputs = {"markers_list": tf.stack([gt["markers"]] * L, axis=1), "markers": gt["markers"],
                "mesh_markers": gt["markers"], "h36m17": gt["h36m17"], "coco17": gt["coco17"],
-               "vertices": gt["vertices"], "betas": tf.constant(betas), "rotmats": rotmats}
+               "vertices": gt["vertices"], "betas": tf.constant(betas), "rotmats": rotmats,
+               "kp2d_dense": kp2d[..., :2]}
     return outputs, targets, K
 
 
+def all_terms_config():
+    """The default loss config with every term switched on."""
+    config = losses.default_loss_config()
+    for name in losses.TERMS:
+        config[name] = config[name] or 1.0
+    return config
+
+
 def terms(outputs, targets, K, body):
-    return losses.loss_terms(outputs, targets, K, SIZE, body, losses.default_loss_config())
+    return losses.loss_terms(outputs, targets, K, SIZE, body, all_terms_config())
+
+
+# Terms that a perturbation of one output moves besides its own (the rest must stay at zero).
+ALSO_MOVES = {"markers3d": {"marker_distances", "markers2d"},
+              "marker_distances": {"markers3d", "markers2d"},
+              "markers2d": {"markers3d", "marker_distances"},
+              "marker_centroid": {"markers2d"}}
 
 
 def perturbed(outputs, name, rng):
     out = dict(outputs)
     noise = lambda x: x + rng.normal(0, 0.05, x.shape).astype(np.float32)  # noqa: E731
-    if name == "markers3d":  # noise with zero mean over the markers: the centroid stays
+    if name in ("markers3d", "marker_distances", "markers2d"):  # zero-mean noise: centroid stays
         m = out["markers_list"].numpy()
         moved = noise(m)
         out["markers_list"] = moved - (moved - m).mean(axis=-2, keepdims=True)
@@ -62,6 +78,8 @@ def perturbed(outputs, name, rng):
         out["vertices"] = noise(out["vertices"].numpy())
     elif name == "reproj":
         out["coco17"] = noise(out["coco17"].numpy())
+    elif name == "dense2d":
+        out["kp2d_dense"] = out["kp2d_dense"] + rng.normal(0, 3.0, (B, 17, 2)).astype(np.float32)
     elif name == "shape_prior":
         out["betas"] = noise(out["betas"].numpy())
     elif name == "pose_prior":
@@ -84,7 +102,7 @@ def test_each_term_is_positive_away_from_the_ground_truth(case, body, name):
     values = terms(perturbed(outputs, name, np.random.default_rng(1)), targets, K, body)
     assert (values[name][0].numpy() > 1e-4).all(), name
     for other, (value, _) in values.items():
-        if other != name:
+        if other != name and other not in ALSO_MOVES.get(name, ()):
             np.testing.assert_allclose(value, 0.0, atol=1e-6, err_msg=f"{name} moved {other}")
 
 
@@ -101,13 +119,22 @@ def test_terms_match_a_float64_numpy_reference(case, body):
     np.testing.assert_allclose(values["markers3d"][0], ref, rtol=1e-5)
     ref = np.linalg.norm(ml.mean(-2) - gm.mean(-2)[:, None], axis=-1).mean(-1)
     np.testing.assert_allclose(values["marker_centroid"][0], ref, atol=1e-6)  # ~0: centroid kept
+    dist = lambda m: np.linalg.norm(m[..., :, None, :] - m[..., None, :, :], axis=-1)  # noqa: E731
+    ref = np.abs(dist(ml) - dist(gm)[:, None]).mean(axis=(-2, -1)).mean(-1)
+    np.testing.assert_allclose(values["marker_distances"][0], ref, rtol=1e-5)
+    eps = losses.default_loss_config().reproj_eps
+    k = np.float64(K)[:, None]
+    project = lambda m: (lambda h: h[..., :2] / h[..., 2:])(  # noqa: E731
+        np.einsum("blij,blnj->blni", k, m))
+    r = (project(ml) - project(gm[:, None])) / SIZE
+    ref = (np.sqrt((r ** 2).sum(-1) + eps ** 2) - eps).mean(-1).mean(-1)
+    np.testing.assert_allclose(values["markers2d"][0], ref, rtol=1e-4)
     p, t = np.float64(out["h36m17"]), np.float64(targets["j3d"])
     ref = np.linalg.norm((p - p[:, :1]) - (t - t[:, :1]), axis=-1).mean(-1)
     np.testing.assert_allclose(values["joints3d"][0], ref, rtol=1e-5)
     pts, k = np.float64(out["coco17"]), np.float64(K)
     uv = np.einsum("bij,bnj->bni", k, pts)
     r = (uv[..., :2] / uv[..., 2:] - np.float64(targets["kp2d"])[..., :2]) / SIZE
-    eps = losses.default_loss_config().reproj_eps
     ref = (np.sqrt((r ** 2).sum(-1) + eps ** 2) - eps).mean(-1)
     np.testing.assert_allclose(values["reproj"][0], ref, rtol=1e-4)
     rot = np.float64(out["rotmats"])[:, 1:]

@@ -14,7 +14,9 @@ def _config(tmp_path, steps):
         "data.shuffle_buffer=8", f"data.dir={tmp_path / 'synth'}", "eval.batch_size=4",
         "model.head.width=16", "model.head.depth=2", "model.head.token_hidden=16",
         "model.head.channel_hidden=16", "model.head.corr_hidden=16",
-        "model.markerposer.hidden=(32,)"])
+        "model.markerposer.hidden=(32,)",
+        "model.markerposer.weights=none", "model.markerposer.trainable=true",
+        "optimizer.warmup_steps=0"])
 
 
 def test_pose_training_distributed_evaluates_and_resumes(tmp_path):

@@ -25,7 +25,8 @@ def make_workdir(root, step=STEP):
         f"body.path={body_path}", "model.num_markers=16", f"data.image_size={IMAGE_SIZE}",
         "model.head.width=16", "model.head.depth=1", "model.head.token_hidden=16",
         "model.head.channel_hidden=16", "model.head.corr_hidden=16",
-        "model.markerposer.hidden=(16,)", "eval.batch_size=4", f"data.dir={root / 'synth'}"])
+        "model.markerposer.hidden=(16,)", "model.markerposer.weights=none",
+        "model.markerposer.trainable=true", "eval.batch_size=4", f"data.dir={root / 'synth'}"])
     workdir = root / "workdir"
     config_lib.save_json(config, workdir)
     model = tasks.get(config.task).build_model(config)
