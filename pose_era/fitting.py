@@ -15,7 +15,9 @@ with rho the Geman-McClure function sigma^2 e^2 / (sigma^2 + e^2) (SMPLify's rob
 fractions of the crop side S, so weights do not depend on resolution), w_k the keypoints'
 visibility. Rotations are R_j = R0_j exp(d_j), so the start is exactly d = 0. Two stages as in
 SMPLify: first the global orientation and translation only, then everything. Adam, a fixed
-number of steps (bounded time) in one tf.function; every sample is independent (the loss is a
+number of steps (bounded time) in one tf.function, from the start and (as SMPLify does) from
+the start turned 180 degrees about the camera's vertical axis, keeping the lower energy
+(2D keypoints cannot tell a person's front from their back); every sample is independent (the loss is a
 sum over the batch and Adam is elementwise). A sample whose result is not finite gets its
 start back, so the outputs are always finite.
 """
@@ -39,6 +41,7 @@ class FitOptions:
     transl_near: float = 1e-3
     joint_limit: float = 1.0
     limit_deg: float = 110.0
+    try_flip: bool = True        # also start turned 180 degrees; keep the lower energy
 
 
 def _reprojection(points, K, keypoints, size, sigma):
@@ -46,7 +49,8 @@ def _reprojection(points, K, keypoints, size, sigma):
     + weight."""
     uv = geometry.project(points, K)
     w = keypoints[..., 2] * tf.cast(points[..., 2] > 1e-3, tf.float32)
-    d2 = tf.reduce_sum(tf.square((uv - keypoints[..., :2]) / size), axis=-1)
+    # clipped at 1000 crop sides, so even absurd keypoints give finite numbers
+    d2 = tf.minimum(tf.reduce_sum(tf.square((uv - keypoints[..., :2]) / size), axis=-1), 1e6)
     rho = sigma ** 2 * d2 / (sigma ** 2 + d2)
     denom = tf.maximum(tf.reduce_sum(w, axis=-1), 1e-6)
     err = tf.sqrt(d2 + 1e-12) * size
@@ -110,20 +114,32 @@ class Fitter:
 
         _, params, _, _ = tf.while_loop(lambda i, *_: i <= o.steps, step,
                                         (tf.constant(1), params, zeros, zeros))
-        _, err = self._energy(*params, start, K, keypoints)
-        return params, err
+        energy, err = self._energy(*params, start, K, keypoints)
+        return params, err, energy
 
     def fit(self, K, keypoints, rotmats, betas, transl):
         """K (B,3,3) crop intrinsics, keypoints (B,N,3) crop pixels + weight in [0, 1],
         start (B,J,3,3), (B,S), (B,3) -> dict rotmats, betas, transl, the body outputs
         (vertices, joints, h36m17, coco17, ...), reprojection_error (B,) crop pixels
-        (visibility-weighted mean) and its value at the start, reverted (B,) bool."""
+        (visibility-weighted mean) and its value at the start, reverted (B,) bool.
+        Keypoints with a non-finite coordinate count as invisible."""
         K, keypoints = tf.cast(K, tf.float32), tf.cast(keypoints, tf.float32)
+        usable = tf.reduce_all(tf.math.is_finite(keypoints), axis=-1, keepdims=True)
+        keypoints = tf.where(usable, keypoints, 0.0)   # a non-finite keypoint is no keypoint
         rot0, b0, t0 = (tf.cast(x, tf.float32) for x in (rotmats, betas, transl))
-        (d, b, t), err = self._fit(K, keypoints, rot0, b0, t0)
+        (d, b, t), err, energy = self._fit(K, keypoints, rot0, b0, t0)
+        rot = tf.matmul(rot0, geometry.axis_angle_to_matrix(d))
+        if self.opt.try_flip:  # SMPLify's second start: the body turned 180 deg about the
+            turn = tf.constant([[-1.0, 0, 0], [0, 1, 0], [0, 0, -1]])  # camera's vertical
+            rot0_f = tf.concat([tf.matmul(turn, rot0[:, :1]), rot0[:, 1:]], axis=1)
+            (d_f, b_f, t_f), err_f, energy_f = self._fit(K, keypoints, rot0_f, b0, t0)
+            better = energy_f < energy
+            rot = tf.where(better[:, None, None, None],
+                           tf.matmul(rot0_f, geometry.axis_angle_to_matrix(d_f)), rot)
+            b, t = tf.where(better[:, None], b_f, b), tf.where(better[:, None], t_f, t)
+            err = tf.where(better, err_f, err)
         _, err0 = _reprojection(self.body(b0, rot0, t0)[self.set], K, keypoints, self.size,
                                 self.opt.sigma)
-        rot = tf.matmul(rot0, geometry.axis_angle_to_matrix(d))
         ok = tf.reduce_all(tf.math.is_finite(tf.reshape(rot, [tf.shape(rot)[0], -1])), -1)
         ok &= tf.reduce_all(tf.math.is_finite(b), -1) & tf.reduce_all(tf.math.is_finite(t), -1)
         ok &= tf.math.is_finite(err)

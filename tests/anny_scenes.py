@@ -17,7 +17,7 @@ def anny_body():
 
 
 @functools.lru_cache(maxsize=2)
-def scenes(n=4, seed=0):
+def scenes(n=8, seed=0):
     """n test-split examples (dicts of SceneMaker.make) with `rgb` (uint8) added."""
     examples = SceneMaker(anny_body(), image_size=SIZE).make(
         [example_seed(seed, "test", i) for i in range(n)], [str(i) for i in range(n)])
