@@ -12,6 +12,7 @@ same code. Steps (docs/eval_demo.md):
 The camera of an unknown photo: focal sqrt(W^2 + H^2), principal point at the centre.
 """
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -49,9 +50,17 @@ def image_size(path):
 
 def read_image(path):
     """RGB uint8 (H, W, 3): EXIF-rotated, grayscale and 16-bit converted, alpha dropped."""
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        return read_image_bytes(Path(path).read_bytes())
+    except DemoError:
+        raise DemoError(f"{path}: the image could not be decoded by OpenCV") from None
+
+
+def read_image_bytes(data):
+    """RGB uint8 (H, W, 3) of encoded image bytes (JPEG, PNG, ...)."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
-        raise DemoError(f"{path}: the image could not be decoded by OpenCV")
+        raise DemoError("the image bytes could not be decoded")
     return np.ascontiguousarray(bgr[..., ::-1])
 
 
