@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(TF)
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: demo test venv kernels clean
+.PHONY: demo test venv kernels blazepose clean
 
 venv: $(STAMP)
 
@@ -24,10 +24,15 @@ $(STAMP): requirements.txt requirements.lock
 kernels: $(STAMP)
 	$(PY) tools/build_era_kernel.py
 
-test: $(STAMP) kernels
+# BlazePose person detector + landmark models, extracted from the pinned mediapipe wheel
+# (downloaded with pip, never installed; skipped when already in cache/blazepose/).
+blazepose: $(STAMP)
+	$(PY) tools/fetch_blazepose.py
+
+test: $(STAMP) kernels blazepose
 	$(PY) -m pytest -q tests
 
-demo: $(STAMP) kernels
+demo: $(STAMP) kernels blazepose
 	$(PY) tools/run_demo.py
 
 clean:

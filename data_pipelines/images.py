@@ -116,7 +116,10 @@ def warp(image, affine, size):
     transform used for the others.
     """
     affine = tf.cast(affine, tf.float32)
-    aligned = tf.abs(affine[0, 1]) + tf.abs(affine[1, 0]) < 1e-7
+    # crop_and_resize normalises by (H - 1, W - 1): an image 1 pixel high or wide takes the
+    # general path
+    aligned = (tf.abs(affine[0, 1]) + tf.abs(affine[1, 0]) < 1e-7) & (
+        tf.reduce_min(tf.shape(image)[:2]) >= 2)
     out = tf.cond(aligned, lambda: _warp_aligned(image, affine, size),
                   lambda: _warp_general(image, affine, size))
     return out / 255.0 if image.dtype == tf.uint8 else out

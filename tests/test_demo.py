@@ -1,8 +1,8 @@
-"""tools/demo.py on a rendered image with a tiny untrained checkpoint, and its bad inputs.
+"""tools/demo.py end to end with a tiny untrained checkpoint, on rendered people and bad inputs.
 
 The untrained network puts the mean body in the middle of the crop (filling 80% of it, THUNDR's
-M_0), so its mesh, projected with the full image's camera from the JSON, must land inside the
-person's box: a check of the crop, the crop intrinsics and the full-image camera together.
+M_0), so with --no-fit its mesh, projected with the full image's camera from the JSON, must land
+inside the person's box: a check of the crop, the crop intrinsics and the full-image camera.
 """
 import json
 
@@ -11,33 +11,20 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import trimesh
+from PIL import Image
 
-from data_pipelines import images
+from data_pipelines import constants, images
 from data_pipelines.synthetic import renderer
+from eval import demo as pipeline
 from pose_era import geometry
+from tests.anny_scenes import scenes
 from tests.tiny_pose_workdir import STEP, make_workdir
 from tools import demo
-
-W, H = 200, 160
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     return make_workdir(tmp_path_factory.mktemp("demo"))[0]
-
-
-def _rendered_person(path):
-    """A person-sized box (1.5 x 1.8 x 0.3 m, like the T-posed tiny body) 6 m from the camera,
-    rendered into a W x H photo; returns its projected box (x, y, w, h)."""
-    person = trimesh.creation.box(extents=(1.5, 1.8, 0.3))
-    verts = np.asarray(person.vertices, np.float32) + np.array([-0.6, 0.2, 6.0], np.float32)
-    K = demo.full_intrinsics(W, H)
-    render = renderer.render_mesh(verts, np.asarray(person.faces), K, H, W, cull_backfaces=False,
-                                  background=(0.3, 0.4, 0.5))
-    cv2.imwrite(str(path), (render.image[..., ::-1] * 255).astype(np.uint8))
-    ys, xs = np.nonzero(render.mask)
-    return float(xs.min()), float(ys.min()), float(xs.max() + 1 - xs.min()), float(
-        ys.max() + 1 - ys.min())
 
 
 def _run(argv, capsys):
@@ -46,78 +33,135 @@ def _run(argv, capsys):
     return code, captured.out, captured.err
 
 
-def test_mesh_lands_on_the_person(workdir, tmp_path, capsys):
-    image = tmp_path / "person.png"
-    x, y, w, h = _rendered_person(image)
+def _obj_vertices(path):
+    """Every vertex of an .obj (trimesh's loader drops unreferenced ones)."""
+    return np.array([line.split()[1:4] for line in path.read_text().splitlines()
+                     if line.startswith("v ")], np.float64)
+
+
+def test_rendered_person_is_found_fitted_and_written(workdir, tmp_path, capsys):
+    ex = scenes()[0]
+    image, empty = tmp_path / "person.jpg", tmp_path / "empty.png"
+    image.write_bytes(ex["jpeg"])
+    cv2.imwrite(str(empty), np.full((120, 160, 3), 128, np.uint8))
     out = tmp_path / "out"
-    code, stdout, err = _run([str(image), "--ckpt", str(workdir), "--out", str(out),
-                              "--bbox", f"{x},{y},{w},{h}"], capsys)
+    code, stdout, err = _run([str(image), str(empty), "--ckpt", str(workdir), "--out", str(out),
+                              "--compare"], capsys)
     assert code == 0, err
-    for name in ("person_overlay.png", "person_side.png", "person.obj", "person.ply",
-                 "person.json"):
-        assert (out / name).is_file() and str(out / name) in stdout
-    assert cv2.imread(str(out / "person_overlay.png")).shape == (H, W, 3)
+    assert f"no person found in {empty}" in err
+    names = {"person_overlay.png", "person_side.png", "person.obj", "person.ply", "person.json"}
+    assert {p.name for p in out.iterdir()} == names
+    assert all(str(out / n) in stdout for n in names)
+    assert cv2.imread(str(out / "person_overlay.png")).shape == (480, 480, 3)
     params = json.loads((out / "person.json").read_text())
-    assert params["bbox"]["source"] == "bbox" and params["checkpoint"]["step"] == STEP
-    assert len(params["pose"]) == len(params["joint_names"]) == len(params["pose_axis_angle"])
+    assert params["stages"] == ["detector", "landmarks", "network", "fit"]
+    assert params["bbox"]["source"] == "blazepose" and params["checkpoint"]["step"] == STEP
+    assert 0.5 <= params["detector"]["score"] <= 1
+    kp, gt = np.array(params["keypoints"]["coco17"]), ex["kp2d"]
+    vis = gt[:, 2] == 2
+    flipped = kp[list(constants.COCO17_FLIP_PERM)]         # seen from behind: maybe mirrored
+    err_px = min(np.median(np.linalg.norm(k[vis, :2] - gt[vis, :2], axis=1)) for k in (kp, flipped))
+    assert err_px < 40
+    fit = params["fit"]
+    assert fit["reprojection_error_px"] < fit["start_reprojection_error_px"]
+    assert np.isfinite(_obj_vertices(out / "person.obj")).all()
+
+
+def test_no_fit_mesh_lands_on_the_box(workdir, tmp_path, capsys):
+    ex = scenes()[1]
+    image = tmp_path / "p.jpg"
+    image.write_bytes(ex["jpeg"])
+    x, y, w, h = 100.0, 60.0, 200.0, 360.0
+    out = tmp_path / "out"
+    code, _, err = _run([str(image), "--ckpt", str(workdir), "--out", str(out), "--no-fit",
+                         "--bbox", f"{x},{y},{w},{h}"], capsys)
+    assert code == 0, err
+    params = json.loads((out / "p.json").read_text())
+    assert params["bbox"]["source"] == "bbox" and params["fit"] is None
+    assert "fit" not in params["stages"] and params["bbox"]["xywh"] == [x, y, w, h]
     K = np.array(params["camera"]["K"])
-    np.testing.assert_allclose(K[0, 0], np.hypot(W, H), rtol=1e-6)
-    # every vertex, read from the .obj text (trimesh's loader drops unreferenced ones)
-    verts = np.array([line.split()[1:4] for line in (out / "person.obj").read_text().splitlines()
-                      if line.startswith("v ")], np.float64)
-    ply = trimesh.load(out / "person.ply", process=False)
-    np.testing.assert_allclose(ply.vertices, verts, atol=1e-5)
+    np.testing.assert_allclose(K[0, 0], np.hypot(480, 480), rtol=1e-6)
+    verts = _obj_vertices(out / "p.obj")
+    np.testing.assert_allclose(trimesh.load(out / "p.ply", process=False).vertices, verts,
+                               atol=1e-5)
     uv = verts @ K.T
     uv = uv[:, :2] / uv[:, 2:]
-    tol = 0.03 * max(w, h)
-    assert (uv[:, 0] >= x - tol).all() and (uv[:, 0] <= x + w + tol).all()
-    assert (uv[:, 1] >= y - tol).all() and (uv[:, 1] <= y + h + tol).all()
-    # centred on the box and as tall as 0.8 (fill) x 1.2 (crop enlargement) of its longer side
     np.testing.assert_allclose((uv.min(0) + uv.max(0)) / 2, [x + w / 2, y + h / 2], atol=2.0)
     assert np.ptp(uv[:, 1]) == pytest.approx(0.96 * max(w, h), rel=0.05)
 
 
-def test_no_person_and_failed_rendering_still_write_mesh_and_json(workdir, tmp_path, capsys,
-                                                                 monkeypatch):
-    image = tmp_path / "empty.jpg"
-    cv2.imwrite(str(image), np.full((H, W, 3), 128, np.uint8))
+def test_failed_rendering_still_writes_mesh_and_json(workdir, tmp_path, capsys, monkeypatch):
+    image = tmp_path / "grey.jpg"
+    cv2.imwrite(str(image), np.full((160, 200, 3), 128, np.uint8))
 
     def broken(*args, **kwargs):
         raise RuntimeError("no display")
 
     monkeypatch.setattr(renderer, "render_mesh", broken)
     out = tmp_path / "out"
+    code, _, err = _run([str(image), "--ckpt", str(workdir), "--out", str(out),
+                         "--bbox", "10,10,100,140"], capsys)
+    assert code == 0 and "rendering failed" in err
+    assert {p.name for p in out.iterdir()} == {"grey.obj", "grey.ply", "grey.json"}
+
+
+def test_tiny_images_do_not_crash(workdir, tmp_path, capsys):
+    image = tmp_path / "dot.png"
+    cv2.imwrite(str(image), np.full((1, 1, 3), 200, np.uint8))
+    out = tmp_path / "out"
     code, _, err = _run([str(image), "--ckpt", str(workdir), "--out", str(out)], capsys)
-    assert code == 0 and "no person found" in err and "rendering failed" in err
-    assert {p.name for p in out.iterdir()} == {"empty.obj", "empty.ply", "empty.json"}
-    params = json.loads((out / "empty.json").read_text())
-    assert params["bbox"]["source"] == "whole_image"
-    assert params["bbox"]["xywh"] == [0.0, 0.0, W, H]
+    assert code == 2 and "no person found" in err and "Traceback" not in err
+    code, _, err = _run([str(image), "--ckpt", str(workdir), "--out", str(out),
+                         "--bbox", "0,0,1,1"], capsys)
+    assert code == 0, err
+    assert np.isfinite(_obj_vertices(out / "dot.obj")).all()
 
 
 def test_bad_inputs_are_one_line_and_exit_2(workdir, tmp_path, capsys, monkeypatch):
     not_image = tmp_path / "notes.jpg"
     not_image.write_text("not an image")
     good = tmp_path / "ok.png"
-    cv2.imwrite(str(good), np.zeros((H, W, 3), np.uint8))
+    cv2.imwrite(str(good), np.zeros((160, 200, 3), np.uint8))
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(scenes()[0]["jpeg"][:4000])
     cases = [
         ([str(tmp_path / "missing.jpg"), "--ckpt", str(workdir)], "no such image file"),
-        ([str(not_image), "--ckpt", str(workdir)], "not an image"),
+        ([str(not_image), "--ckpt", str(workdir)], "not a readable image"),
+        ([str(truncated), "--ckpt", str(workdir)], "truncated"),
+        ([str(good), "--ckpt", str(workdir), "--bbox", "500,10,20,20"], "entirely outside"),
         ([str(good), "--ckpt", str(tmp_path)], "neither a training workdir"),
     ]
     for argv, message in cases:
         code, _, err = _run(argv, capsys)
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
-    monkeypatch.chdir(tmp_path)  # no runs/demo here
+    monkeypatch.chdir(tmp_path)  # no pretrained/ here
     code, _, err = _run([str(good)], capsys)
-    assert code == 2 and "make demo" in err
+    assert code == 2 and "--ckpt" in err and "make demo" in err
     with pytest.raises(SystemExit) as exit_info:
         demo.parse_args([str(good), "--bbox", "1,2,3"])
     assert exit_info.value.code == 2
 
 
+def test_any_image_layout_reads_as_upright_rgb(tmp_path):
+    """Grayscale, RGBA, 16-bit and EXIF-rotated files all read as upright (H, W, 3) uint8."""
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    rgb[:10, :, 0] = 255                                        # red band on top
+    Image.fromarray(rgb[..., 0]).save(tmp_path / "gray.png")
+    Image.fromarray(np.dstack([rgb, np.full((40, 60), 255, np.uint8)])).save(tmp_path / "a.png")
+    cv2.imwrite(str(tmp_path / "deep.png"), rgb[..., ::-1].astype(np.uint16) * 257)
+    exif = Image.Exif()
+    exif[0x0112] = 6                                            # stored turned: rotate 90 cw
+    Image.fromarray(np.ascontiguousarray(np.rot90(rgb, 1))).save(tmp_path / "turned.jpg",
+                                                                 exif=exif, quality=95)
+    for name in ("gray.png", "a.png", "deep.png", "turned.jpg"):
+        out = pipeline.read_image(tmp_path / name)
+        assert out.shape == (40, 60, 3) and out.dtype == np.uint8, name
+        assert pipeline.image_size(tmp_path / name) == (60, 40), name
+        assert out[:8].max() > 200 and out[12:].max() < 60, name
+
+
 def test_crop_box_is_square_and_enlarged():
-    np.testing.assert_allclose(demo.crop_box((10, 20, 40, 100)), [-30, 10, 90, 130])
+    np.testing.assert_allclose(pipeline.crop_box((10, 20, 40, 100)), [-30, 10, 90, 130])
 
 
 def test_large_photo_crop_keeps_the_crop_intrinsics():
@@ -125,9 +169,9 @@ def test_large_photo_crop_keeps_the_crop_intrinsics():
     h, w, size = 1500, 2000, 64
     v, u = np.mgrid[0:h, 0:w].astype(np.float32)
     image = np.stack([u / w, v / h, 0.5 + 0 * u], axis=-1)  # smooth: both paths agree
-    K_full = demo.full_intrinsics(w, h)
-    box = demo.crop_box((700.0, 300.0, 500.0, 900.0))
-    crop, K_crop = demo.prepare_crop(image, K_full, box, size)
+    K_full = pipeline.full_intrinsics(w, h)
+    box = pipeline.crop_box((700.0, 300.0, 500.0, 900.0))
+    crop, K_crop = pipeline.prepare_crop(image, K_full, box, size)
     np.testing.assert_allclose(
         K_crop, geometry.crop_intrinsics(tf.constant(K_full), box, size).numpy(), rtol=1e-5)
     direct, _, _ = images.crop(tf.constant(image), K_full, box, size)

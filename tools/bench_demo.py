@@ -1,13 +1,18 @@
-"""How well the demo's person box works: OpenCV's HOG detector on synthetic scenes.
+"""The demo's numbers on rendered people: detection rate, PA-MPJPE before/after the fit, time.
 
 Usage:
-    python tools/bench_demo.py [--n 32] [--seed 0]
+    python tools/bench_demo.py --ckpt WORKDIR [--n 32] [--seed 0] [--steps 200]
 
-Renders N synthetic test scenes (data_pipelines/synthetic/scene.py, the default Anny body) and
-runs tools/demo.py's detector on each, twice: on the 480x480 crop as the dataset stores it (the
-person fills most of the frame) and pasted into the middle of a grey 960x720 "photo". A crop is
-good when it holds at least 80% of the person's COCO keypoints and the person spans at least half
-of it. Prints detection and good-crop counts, and the detector's time per image.
+Renders the first N test scenes of the synthetic dataset with seed S (exactly the images of
+`make_synth --seed S`'s test split: data_pipelines/synthetic/scene.py, the checkpoint's body
+model, 480x480 with their known camera K) and runs the demo's pipeline (eval/demo.py) on each:
+- detection: BlazePose finds a person whose box centre lies inside the ground-truth keypoints'
+  box;
+- PA-MPJPE (mm, H36M-17 -> 14 LSP joints, eval.metrics) of the network alone and after the fit,
+  (a) on the dataset's crop fitted to the ground-truth COCO-17 keypoints, (b) on the detector's
+  crop fitted to BlazePose's keypoints (detected images only);
+- time per image of detection + landmarks + network + fit (the demo without file writing).
+Prints a Markdown table.
 """
 import argparse
 import sys
@@ -16,46 +21,63 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from data_pipelines.synthetic.scene import SceneMaker, example_seed  # noqa: E402
-from pose_era.body import BodyModel, default_body_model_path  # noqa: E402
-from tools import demo  # noqa: E402
+from eval import demo  # noqa: E402
+from eval.metrics import pa_mpjpe  # noqa: E402
+from pose_era import checkpoints  # noqa: E402
+from pose_era.blazepose import BlazePose  # noqa: E402
+from pose_era.fitting import FitOptions, Fitter  # noqa: E402
+from pose_era.tasks import pose  # noqa: E402
 
-
-def good_crop(person, keypoints):
-    """The crop tools/demo.py makes from `person` holds the keypoints and is not too loose."""
-    box = demo.crop_box(person)
-    inside = ((keypoints >= box[:2]) & (keypoints <= box[2:])).all(1).mean()
-    return inside >= 0.8 and np.ptp(keypoints, axis=0).max() >= 0.5 * (box[2] - box[0])
+SIZE = 480
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--ckpt", required=True)
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=200)
     args = parser.parse_args(argv)
-    maker = SceneMaker(BodyModel.load(default_body_model_path()), image_size=480)
-    examples = maker.make([example_seed(args.seed, "test", i) for i in range(args.n)],
-                          [str(i) for i in range(args.n)])
-    stats = {"crop": [0, 0, []], "photo": [0, 0, []]}
-    for ex in examples:
-        rgb = cv2.imdecode(np.frombuffer(ex["jpeg"], np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
-        rgb = rgb.astype(np.float32) / 255
-        photo = np.full((720, 960, 3), 0.5, np.float32)
-        photo[120:600, 240:720] = rgb
-        kp = ex["kp2d"][:, :2]
-        for name, image, points in (("crop", rgb, kp), ("photo", photo, kp + [240, 120])):
-            started = time.perf_counter()
-            person = demo.detect_person(image)
-            stats[name][2].append(time.perf_counter() - started)
-            if person is not None:
-                stats[name][0] += 1
-                stats[name][1] += bool(good_crop(person, points))
-    for name, (found, good, times) in stats.items():
-        print(f"{name:6s} detections {found}/{args.n}  good crops {good}/{args.n}  "
-              f"{np.mean(times):.2f} s/image")
+    config, model, step = checkpoints.restore(args.ckpt)
+    body, size = pose.body_model(config), int(config.data.image_size)
+    maker = SceneMaker(body, image_size=SIZE)
+    fitter = Fitter(body, size, options=FitOptions(steps=args.steps,
+                                                   global_steps=args.steps // 4))
+    pipe = demo.Pipeline(model, size, BlazePose(), fitter)
+    whole = (SIZE / 2 - SIZE / 2.4, SIZE / 2 - SIZE / 2.4, SIZE / 1.2, SIZE / 1.2)  # crop = image
+    rows = {k: [] for k in ("gt_net", "gt_fit", "det_net", "det_fit")}
+    found, times = 0, []
+    for i in range(args.n):
+        ex = maker.make([example_seed(args.seed, "test", i)], [str(i)])[0]
+        rgb = demo.read_image_bytes(ex["jpeg"])
+        gt, kp = ex["j3d"][None], ex["kp2d"].copy()
+        kp[:, 2] = kp[:, 2] > 0
+        crop, K_crop, pred = pipe.predict(rgb, whole, ex["K"])
+        fitted, _ = pipe.fit(pred, K_crop, crop, kp)
+        rows["gt_net"].append(pa_mpjpe(pred["h36m17"][None], gt)[0])
+        rows["gt_fit"].append(pa_mpjpe(fitted["h36m17"][None], gt)[0])
+        started = time.perf_counter()
+        people = pipe(rgb, K_full=ex["K"])
+        times.append(time.perf_counter() - started)
+        lo, hi = ex["kp2d"][:, :2].min(0), ex["kp2d"][:, :2].max(0)
+        hit = [p for p in people if np.all((lo <= np.add(p.box[:2], np.divide(p.box[2:], 2)))
+                                           & (np.add(p.box[:2], np.divide(p.box[2:], 2)) <= hi))]
+        if hit:
+            found += 1
+            rows["det_net"].append(pa_mpjpe(hit[0].network["h36m17"][None], gt)[0])
+            rows["det_fit"].append(pa_mpjpe(hit[0].pred["h36m17"][None], gt)[0])
+    mean = {k: float(np.mean(v)) if v else float("nan") for k, v in rows.items()}
+    print(f"checkpoint {args.ckpt} (step {step}), {args.n} synthetic test scenes (seed "
+          f"{args.seed}), fit {args.steps} steps\n")
+    print("| detection rate | PA-MPJPE network (GT crop) | after fit to GT 2D | "
+          "network (detector crop) | after fit to detected 2D | demo time / image |")
+    print("|---|---|---|---|---|---|")
+    print(f"| {found}/{args.n} | {mean['gt_net']:.1f} | {mean['gt_fit']:.1f} | "
+          f"{mean['det_net']:.1f} | {mean['det_fit']:.1f} | "
+          f"{np.median(times[1:] or times):.2f} s (first {times[0]:.2f} s) |")
 
 
 if __name__ == "__main__":

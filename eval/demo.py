@@ -1,0 +1,195 @@
+"""The demo's pipeline on one photo: people -> crop -> network -> fit to the 2D keypoints.
+
+Used by tools/demo.py (the CLI) and tools/bench_demo.py (its measurements), so both run the
+same code. Steps (docs/eval_demo.md):
+1. people: BlazePose (pose_era.blazepose) finds them and their 33 landmarks; with a given box
+   (--bbox) the landmark model runs on a square ROI around that box instead of the detector's;
+2. crop: a square 1.2 x the person box's longer side (SPIN's scaleFactor), resized to the
+   network's input with the readers' warp, and its intrinsics (pose_era.geometry);
+3. network: the pose model's prediction in the photo's camera frame;
+4. fit (optional): pose_era.fitting refines pose, shape and translation to the COCO-17
+   keypoints mapped from the landmarks, in the crop's camera.
+The camera of an unknown photo: focal sqrt(W^2 + H^2), principal point at the centre.
+"""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+from data_pipelines import images
+from pose_era import geometry
+from pose_era.blazepose import Person as Landmarks
+from pose_era.blazepose import detector as bp_detector
+from pose_era.blazepose import landmarks as bp_landmarks
+
+ENLARGE = 1.2        # crop side = 1.2 x the person box's longer side (SPIN's scaleFactor)
+BBOX_ROI_SCALE = 1.25  # landmark ROI around a given box: its longer side x this (MediaPipe's)
+
+
+class DemoError(ValueError):
+    """A problem with the demo's inputs; the message says what to do."""
+
+
+def image_size(path):
+    """(width, height) after EXIF rotation; DemoError unless the whole file decodes (a
+    truncated JPEG/PNG is an error, not a grey stripe). Cheap enough to run on every input
+    before the model loads."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            swap = im.getexif().get(0x0112, 1) in (5, 6, 7, 8)   # EXIF orientation
+            im.load()
+            w, h = im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError,
+            Image.DecompressionBombError) as err:
+        raise DemoError(f"{path}: not a readable image ({str(err).splitlines()[0]})") from None
+    return (h, w) if swap else (w, h)
+
+
+def read_image(path):
+    """RGB uint8 (H, W, 3): EXIF-rotated, grayscale and 16-bit converted, alpha dropped."""
+    try:
+        return read_image_bytes(Path(path).read_bytes())
+    except DemoError:
+        raise DemoError(f"{path}: the image could not be decoded by OpenCV") from None
+
+
+def read_image_bytes(data):
+    """RGB uint8 (H, W, 3) of encoded image bytes (JPEG, PNG, ...)."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise DemoError("the image bytes could not be decoded")
+    return np.ascontiguousarray(bgr[..., ::-1])
+
+
+def check_bbox(bbox, width, height, path):
+    """DemoError when the box (x, y, w, h) does not overlap the image at all."""
+    x, y, w, h = bbox
+    if x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        raise DemoError(f"{path}: --bbox {x:g},{y:g},{w:g},{h:g} lies entirely outside the "
+                        f"{width}x{height} image")
+
+
+def crop_box(xywh):
+    """Square crop box [x0, y0, x1, y1]: ENLARGE x the longer side, same centre (may leave
+    the image; the crop is padded black there)."""
+    x, y, w, h = xywh
+    half = ENLARGE * max(w, h) / 2
+    cx, cy = x + w / 2, y + h / 2
+    return np.array([cx - half, cy - half, cx + half, cy + half], np.float32)
+
+
+def full_intrinsics(width, height):
+    """K of an unknown camera: focal sqrt(W^2 + H^2), principal point at the image centre."""
+    return geometry.intrinsics(geometry.default_focal(width, height), width, height).numpy()
+
+
+def prepare_crop(image, K_full, box, size):
+    """The network's input: `box` of the photo (float RGB in [0, 1]) resized to size x size,
+    and its intrinsics.
+
+    A photo much larger than the crop is first shrunk with area averaging so the bilinear warp
+    never minifies more than 2x (it would alias); K and the box are scaled with it, which
+    leaves the crop's intrinsics exactly crop_intrinsics(K_full, box, size).
+    """
+    h, w = image.shape[:2]
+    r = min(1.0, 2.0 * size / float(box[2] - box[0]))
+    if r < 1.0:
+        new_w, new_h = max(1, round(w * r)), max(1, round(h * r))
+        image = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_AREA)
+        sx, sy = new_w / w, new_h / h
+        K_full = np.diag([sx, sy, 1.0]).astype(np.float32) @ K_full
+        box = box * np.array([sx, sy, sx, sy], np.float32)
+    crop, K_crop, _ = images.crop(tf.constant(image), K_full, box, size)
+    return crop, K_crop.numpy()
+
+
+def to_crop(keypoints, box, size):
+    """(N, 3) full-image pixels + weight -> crop pixels; weight 0 outside the crop."""
+    affine = geometry.crop_intrinsics(tf.eye(3), box, size).numpy()
+    uv = keypoints[:, :2] @ affine[:2, :2].T + affine[:2, 2]
+    inside = np.all((uv >= 0) & (uv <= size), axis=1)
+    return np.concatenate([uv, (keypoints[:, 2] * inside)[:, None]], 1).astype(np.float32)
+
+
+@dataclass
+class Person:
+    """What the pipeline found and predicted for one person (NumPy arrays, no batch axis)."""
+    box: tuple                      # (x, y, w, h) person box in photo pixels
+    source: str                     # "blazepose" or "bbox"
+    crop: np.ndarray                # [x0, y0, x1, y1] the network's crop
+    K_full: np.ndarray
+    K_crop: np.ndarray
+    pred: dict                      # rotmats, betas, transl, vertices, h36m17, coco17, ...
+    stages: list = field(default_factory=list)
+    landmarks: object = None        # pose_era.blazepose.Person, when the landmarks ran
+    keypoints: np.ndarray = None    # (17, 3) COCO-17 photo pixels + visibility
+    network: dict = None            # the network's prediction when a fit replaced `pred`
+    fit: dict = None                # reprojection errors (photo pixels), steps, reverted
+
+
+class Pipeline:
+    """Callable: RGB uint8 photo -> [Person] (most confident first; [] = nobody found)."""
+
+    def __init__(self, model, image_size, blazepose=None, fitter=None):
+        self.model = model
+        self.size = int(image_size)
+        self.blazepose = blazepose
+        self.fitter = fitter
+
+    def people(self, rgb, bbox=None, all_people=False):
+        """[(box, source, blazepose Person or None)]."""
+        if bbox is not None:
+            if self.blazepose is None:
+                return [(tuple(bbox), "bbox", None)]
+            x, y, w, h = bbox
+            roi = bp_detector.Roi(np.array([x + w / 2, y + h / 2]),
+                                  BBOX_ROI_SCALE * max(w, h), 0.0)
+            presence, lm, world = self.blazepose.landmarks(rgb, roi)
+            if presence < bp_landmarks.MIN_PRESENCE:  # no body in the box: nothing to fit
+                return [(tuple(bbox), "bbox", None)]
+            return [(tuple(bbox), "bbox", Landmarks(float("nan"), presence, roi, lm, world))]
+        found = self.blazepose(rgb, None if all_people else 1)
+        return [(p.box(), "blazepose", p) for p in found]
+
+    def predict(self, rgb, box, K_full):
+        """Crop + network: (crop box, K_crop, prediction dict)."""
+        crop_xyxy = crop_box(box)
+        crop, K_crop = prepare_crop(rgb.astype(np.float32) / 255.0, K_full, crop_xyxy,
+                                    self.size)
+        out = self.model({"image": crop[None], "K": tf.constant(K_crop[None])}, training=False)
+        return crop_xyxy, K_crop, {k: np.asarray(v)[0] for k, v in out.items()}
+
+    def fit(self, pred, K_crop, crop_xyxy, keypoints):
+        """Fits pred to COCO-17 photo keypoints (17, 3); returns (fitted dict, fit report)."""
+        kp = to_crop(keypoints, crop_xyxy, self.size)
+        out = self.fitter.fit(K_crop[None], kp[None], pred["rotmats"][None],
+                              pred["betas"][None], pred["transl"][None])
+        fitted = {k: np.asarray(v)[0] for k, v in out.items()}
+        px = float(crop_xyxy[2] - crop_xyxy[0]) / self.size      # crop pixel -> photo pixels
+        report = {"reprojection_error_px": float(fitted.pop("reprojection_error")) * px,
+                  "start_reprojection_error_px": float(fitted.pop("start_error")) * px,
+                  "steps": int(self.fitter.opt.steps), "reverted": bool(fitted.pop("reverted")),
+                  "keypoints": "coco17"}
+        return fitted, report
+
+    def __call__(self, rgb, bbox=None, all_people=False, K_full=None, fit=True):
+        h, w = rgb.shape[:2]
+        K_full = full_intrinsics(w, h) if K_full is None else np.asarray(K_full, np.float32)
+        results = []
+        for box, source, lm in self.people(rgb, bbox, all_people):
+            stages = ["detector"] if source == "blazepose" else ["bbox"]
+            crop_xyxy, K_crop, pred = self.predict(rgb, box, K_full)
+            person = Person(box, source, crop_xyxy, K_full, K_crop, pred, stages, lm)
+            if lm is not None:
+                person.stages.append("landmarks")
+                person.keypoints = lm.coco17()
+            person.stages.append("network")
+            if fit and self.fitter is not None and person.keypoints is not None:
+                person.network = pred
+                person.pred, person.fit = self.fit(pred, K_crop, crop_xyxy, person.keypoints)
+                person.stages.append("fit")
+            results.append(person)
+        return results

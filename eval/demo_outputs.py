@@ -1,0 +1,152 @@
+"""The demo's files for one person: mesh (.obj/.ply), parameters JSON, overlay and side PNGs.
+
+Written atomically (temporary name, then rename). Keys of the JSON are documented in
+docs/eval_demo.md. The pictures use the NumPy rasteriser (data_pipelines/synthetic/renderer.py),
+imported only here, so the model never depends on rendering.
+"""
+import json
+import os
+
+import cv2
+import numpy as np
+import tensorflow as tf
+import trimesh
+
+from data_pipelines import constants
+from pose_era import geometry
+
+# COCO-17 limbs drawn on the overlay (index pairs into constants.COCO17_NAMES).
+COCO_LIMBS = ((5, 7), (7, 9), (6, 8), (8, 10), (5, 6), (5, 11), (6, 12), (11, 12), (11, 13),
+              (13, 15), (12, 14), (14, 16), (0, 1), (0, 2), (1, 3), (2, 4))
+# H36M-17 limbs (SPIN's order) for the --compare skeletons.
+H36M_LIMBS = ((0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6), (0, 7), (7, 8), (8, 9), (9, 10),
+              (8, 11), (11, 12), (12, 13), (8, 14), (14, 15), (15, 16))
+MIN_VISIBILITY = 0.5  # keypoints drawn when at least this visible
+
+
+def atomic(path, write):
+    """Calls write(tmp_path) and renames the result onto path."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def write_mesh(out, stem, vertices, faces):
+    """STEM.obj and STEM.ply of the camera-frame mesh (trimesh, vertices kept as given)."""
+    mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
+    return [atomic(out / f"{stem}.{ext}", lambda p, e=ext: mesh.export(str(p), file_type=e))
+            for ext in ("obj", "ply")]
+
+
+def _listed(a):
+    return None if a is None else np.asarray(a, np.float64).round(4).tolist()
+
+
+def write_params(out, stem, person, body, image_shape, prefix, step):
+    """STEM.json: body-model parameters, camera, boxes, keypoints, detector score, fit."""
+    pred = person.pred
+    pose = geometry.matrix_to_axis_angle(tf.constant(pred["rotmats"])).numpy()
+    lm = person.landmarks
+    payload = {
+        "image": {"width": int(image_shape[1]), "height": int(image_shape[0])},
+        "pose": {name: pose[j].tolist() for j, name in enumerate(body.joint_names)},
+        "pose_axis_angle": pose.tolist(),
+        "joint_names": list(body.joint_names),
+        "betas": pred["betas"].tolist(),
+        "transl": pred["transl"].tolist(),
+        "camera": {"K": person.K_full.tolist(), "focal": float(person.K_full[0, 0]),
+                   "K_crop": person.K_crop.tolist(),
+                   "convention": "pixels: origin at the top-left image corner, u right, v down; "
+                                 "camera frame: x right, y down, z forward, metres"},
+        "bbox": {"xywh": [float(v) for v in person.box], "source": person.source,
+                 "crop": person.crop.tolist()},
+        "stages": list(person.stages),
+        "detector": None if lm is None else {
+            "score": None if np.isnan(lm.score) else float(lm.score),
+            "pose_presence": float(lm.presence),
+            "roi": {"center": lm.roi.center.tolist(), "side": float(lm.roi.side),
+                    "rotation": float(lm.roi.rotation)}},
+        "keypoints": None if person.keypoints is None else {
+            "coco17": _listed(person.keypoints), "names": list(constants.COCO17_NAMES),
+            "format": "x, y photo pixels, visibility in [0, 1]",
+            "blazepose33": _listed(lm.landmarks),
+            "blazepose33_format": "x, y, z (photo pixels; z relative), visibility, presence",
+            "world33": _listed(lm.world)},
+        "fit": person.fit,
+        "checkpoint": {"prefix": str(prefix), "step": int(step)},
+    }
+    return atomic(out / f"{stem}.json",
+                  lambda p: p.write_text(json.dumps(payload, indent=2) + "\n"))
+
+
+def _line_width(shape):
+    return max(1, round(max(shape[:2]) / 300))
+
+
+def draw_keypoints(image, keypoints, color=(1.0, 0.3, 0.1)):
+    """COCO-17 points and limbs (visibility >= MIN_VISIBILITY) drawn on a float RGB image."""
+    lw = _line_width(image.shape)
+    ok = keypoints[:, 2] >= MIN_VISIBILITY
+    pts = [tuple(int(round(v)) for v in p) for p in keypoints[:, :2]]
+    for a, b in COCO_LIMBS:
+        if ok[a] and ok[b]:
+            cv2.line(image, pts[a], pts[b], color, lw, cv2.LINE_AA)
+    for p, visible in zip(pts, ok):
+        if visible:
+            cv2.circle(image, p, 2 * lw, (1.0, 1.0, 0.2), -1, cv2.LINE_AA)
+    return image
+
+
+def _draw_skeleton(image, joints, K, color):
+    uv = geometry.project(tf.constant(joints[None], tf.float32), tf.constant(K[None])).numpy()[0]
+    pts = [tuple(int(round(v)) for v in p) for p in uv]
+    for a, b in H36M_LIMBS:
+        cv2.line(image, pts[a], pts[b], color, _line_width(image.shape) * 2, cv2.LINE_AA)
+
+
+def write_pictures(out, stem, image, person, faces, compare=False):
+    """STEM_overlay.png (mesh over the photo, person box in green, keypoints) and
+    STEM_side.png (mesh turned 90 degrees; with compare, our H36M-17 joints in red and
+    BlazePose's world landmarks mapped to H36M-17, placed at our pelvis, in blue)."""
+    from data_pipelines.synthetic import renderer  # only the pictures need it
+
+    h, w = image.shape[:2]
+    vertices, K = person.pred["vertices"], person.K_full
+    over = np.ascontiguousarray(renderer.overlay_mesh(image, vertices, faces, K,
+                                                      cull_backfaces=False))
+    x, y, bw, bh = (int(round(v)) for v in person.box)
+    cv2.rectangle(over, (x, y), (x + bw, y + bh), (0.2, 0.9, 0.2), _line_width(over.shape))
+    if person.keypoints is not None:
+        draw_keypoints(over, person.keypoints)
+    side = renderer.render_mesh(renderer.rotate_about_center(vertices, 90.0), faces, K, h, w,
+                                cull_backfaces=False, background=(1.0, 1.0, 1.0))
+    side_image = np.ascontiguousarray(side.image)
+    if compare:
+        ours = person.pred["h36m17"]
+        centre = (vertices.min(0) + vertices.max(0)) / 2
+
+        def turn(p):
+            """The mesh's turn applied to points p: p and its mirror about the mesh's centre
+            leave the bounding-box centre (the turn's pivot) where it is."""
+            return renderer.rotate_about_center(np.concatenate([vertices, p, 2 * centre - p]),
+                                                90.0)[len(vertices):len(vertices) + len(p)]
+
+        _draw_skeleton(side_image, turn(ours), K, (0.9, 0.1, 0.1))
+        if person.landmarks is not None:
+            theirs = person.landmarks.world_h36m17() + ours[0]   # BlazePose's origin: mid-hip
+            _draw_skeleton(side_image, turn(theirs), K, (0.1, 0.2, 0.9))
+    paths = []
+    for name, rgb in ((f"{stem}_overlay.png", over), (f"{stem}_side.png", side_image)):
+        bgr = cv2.cvtColor((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8), cv2.COLOR_RGB2BGR)
+        paths.append(atomic(out / name, lambda p, b=bgr: _imwrite(p, b)))
+    return paths
+
+
+def _imwrite(path, bgr):
+    if not cv2.imwrite(str(path), bgr):
+        raise OSError(f"could not write {path}")

@@ -1,0 +1,95 @@
+"""The BlazePose model files: fetched once from the mediapipe 0.10.21 wheel, never at run time.
+
+The two .tflite files (Apache-2.0) ship inside the `mediapipe==0.10.21` CPython 3.11 wheel;
+later wheels ship no models, and that wheel cannot be installed beside TensorFlow 2.21 (it needs
+protobuf < 5 and numpy < 2). So `fetch()` (run by `make demo` / `make test` through
+tools/fetch_blazepose.py) downloads the pinned wheel file with `pip download --no-deps`, checks
+its SHA-256, and extracts the two files atomically into `<cache>/blazepose/`. It is idempotent:
+files already present with their pinned SHA-256 cost nothing. Nothing else downloads anything.
+"""
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+
+from pose_era.body.cache import cache_dir as _body_cache_dir
+
+SETUP_COMMAND = "make blazepose"
+WHEEL = "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl"
+WHEEL_SHA256 = "05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3"
+PIP_ARGS = ("download", "--no-deps", "--only-binary=:all:", "--platform", "manylinux_2_28_x86_64",
+            "--python-version", "3.11", "--implementation", "cp", "mediapipe==0.10.21")
+# file name -> (path inside the wheel, SHA-256 of the file)
+MODELS = {
+    "pose_detection.tflite": (
+        "mediapipe/modules/pose_detection/pose_detection.tflite",
+        "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c"),
+    "pose_landmark_full.tflite": (
+        "mediapipe/modules/pose_landmark/pose_landmark_full.tflite",
+        "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f"),
+}
+
+
+class ModelsMissing(FileNotFoundError):
+    """A BlazePose model file is not in the cache; the message names the setup command."""
+
+
+def model_dir():
+    """`$POSE_ERA_CACHE/blazepose/` (default `<repo>/cache/blazepose/`)."""
+    return _body_cache_dir().parent / "blazepose"
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_path(name):
+    """Path of a model file of MODELS; ModelsMissing (one line) when it was never fetched."""
+    path = model_dir() / name
+    if not path.is_file():
+        raise ModelsMissing(f"BlazePose model {path} not found: run `{SETUP_COMMAND}` once "
+                            "(it extracts the models from the pinned mediapipe wheel)")
+    return path
+
+
+def _complete():
+    return all((model_dir() / n).is_file() and _sha256(model_dir() / n) == sha
+               for n, (_, sha) in MODELS.items())
+
+
+def fetch(log=print):
+    """Makes sure both model files are in model_dir(); returns that folder.
+
+    RuntimeError (one line) when pip fails or the wheel's hash differs from the pin."""
+    out = model_dir()
+    if _complete():
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out, prefix=".fetch-") as tmp:
+        log(f"blazepose: downloading {WHEEL} (35 MB, once) ...")
+        done = subprocess.run([sys.executable, "-m", "pip", *PIP_ARGS, "-d", tmp, "-q",
+                               "--disable-pip-version-check"], capture_output=True, text=True)
+        wheel = os.path.join(tmp, WHEEL)
+        if done.returncode != 0 or not os.path.isfile(wheel):
+            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"blazepose: pip download of mediapipe==0.10.21 failed: {tail}")
+        if _sha256(wheel) != WHEEL_SHA256:
+            raise RuntimeError(f"blazepose: {WHEEL} has SHA-256 {_sha256(wheel)}, expected "
+                               f"{WHEEL_SHA256}; refusing to use it")
+        with zipfile.ZipFile(wheel) as z:
+            for name, (member, sha) in MODELS.items():
+                part = os.path.join(tmp, name)
+                with z.open(member) as src, open(part, "wb") as dst:
+                    dst.write(src.read())
+                if _sha256(part) != sha:
+                    raise RuntimeError(f"blazepose: {member} in the wheel has an unexpected "
+                                       "SHA-256; refusing to use it")
+                os.replace(part, out / name)
+    log(f"blazepose: models in {out}")
+    return out

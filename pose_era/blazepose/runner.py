@@ -1,0 +1,86 @@
+"""Runs the two BlazePose stages on an image: detector -> rotated ROI -> landmark model.
+
+One TFLite interpreter per model, made once (tf.lite.Interpreter: TensorFlow's own, so no
+new runtime; see BUILD_NOTES.md). A detection becomes a Person when the landmark model's
+pose-presence score on its ROI is >= 0.5 (MediaPipe's threshold).
+"""
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from pose_era.blazepose import assets, detector, keypoints, landmarks
+
+
+@dataclass
+class Person:
+    """score: detector confidence; presence: landmark model's pose score; roi: detector.Roi;
+    landmarks (33, 5) image x, y, z (pixels), visibility, presence; world (33, 3) metres."""
+    score: float
+    presence: float
+    roi: detector.Roi
+    landmarks: np.ndarray
+    world: np.ndarray
+
+    def box(self, margin=0.1):
+        """(x, y, w, h) around the 33 landmarks, each side pushed out by margin x the longer
+        side (the landmarks stop at the eyes and the toes, not the head top)."""
+        lo, hi = self.landmarks[:, :2].min(0), self.landmarks[:, :2].max(0)
+        pad = margin * float(np.max(hi - lo))
+        lo, hi = lo - pad, hi + pad
+        return tuple(float(v) for v in (*lo, *(hi - lo)))
+
+    def coco17(self):
+        """(17, 3) COCO-17 image pixels + visibility in [0, 1]."""
+        xy, vis = keypoints.convert(self.landmarks[:, :2], self.landmarks[:, 3], keypoints.COCO17)
+        return np.concatenate([xy, vis[:, None]], axis=1).astype(np.float32)
+
+    def world_h36m17(self):
+        """(17, 3) H36M-17 from the world landmarks (metres, origin between the hips)."""
+        return keypoints.convert(self.world, self.landmarks[:, 3], keypoints.H36M17)[0]
+
+
+def _interpreter(name, num_threads):
+    import tensorflow as tf
+    with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": see BUILD_NOTES.md
+        warnings.simplefilter("ignore")
+        interp = tf.lite.Interpreter(model_path=str(assets.model_path(name)),
+                                     num_threads=num_threads)
+    interp.allocate_tensors()
+    return interp
+
+
+def _run(interp, tensor):
+    interp.set_tensor(interp.get_input_details()[0]["index"], tensor)
+    interp.invoke()
+    return {d["name"]: interp.get_tensor(d["index"])[0] for d in interp.get_output_details()}
+
+
+class BlazePose:
+    """Callable: RGB uint8 (H, W, 3) -> [Person], most confident detection first."""
+
+    def __init__(self, num_threads=2):
+        self.detector = _interpreter("pose_detection.tflite", num_threads)
+        self.landmarker = _interpreter("pose_landmark_full.tflite", num_threads)
+        self.anchors = detector.ssd_anchors()
+
+    def detect(self, rgb):
+        """[detector.Detection] in image pixels, best first."""
+        h, w = rgb.shape[:2]
+        out = _run(self.detector, detector.preprocess(rgb))
+        return detector.detections(out["Identity"], out["Identity_1"], w, h, self.anchors)
+
+    def landmarks(self, rgb, roi):
+        """(presence, landmarks (33, 5), world (33, 3)) of the person in `roi`."""
+        out = _run(self.landmarker, landmarks.preprocess(rgb, roi))
+        lm, world = landmarks.decode(out["Identity"], out["Identity_4"], roi)
+        return float(np.ravel(out["Identity_1"])[0]), lm, world
+
+    def __call__(self, rgb, max_people=None):
+        people = []
+        for det in self.detect(rgb)[:max_people]:
+            roi = detector.roi_of(det.keypoints)
+            presence, lm, world = self.landmarks(rgb, roi)
+            if presence >= landmarks.MIN_PRESENCE:
+                people.append(Person(det.score, presence, roi, lm, world))
+        return people
