@@ -66,7 +66,7 @@ def pose_config(arg, *, name, backbone, head_kind, width):
         synth_max_yaw=180.0,         # people turned up to this many degrees from the camera
         augment=True,
         shuffle_buffer=(2_000 if long else 1_024) if cpu else 2_000,
-        val_size=(256 if long else 64) if cpu else 500,  # validation slice of the test split
+        val_size=(1_024 if long else 64) if cpu else 500,  # validation slice of the test split
         coco_json="",                # weak supervision: COCO person keypoints json
         coco_images="",
     )
