@@ -11,7 +11,9 @@ Example:
 --ckpt          a training workdir (its last checkpoint) or a checkpoint prefix inside one
                 (WORKDIR/ckpt/ckpt-300); the model and body model come from WORKDIR/config.json.
 --data          DIR: a folder with SPIN's h36m_valid_protocol1.npz / h36m_valid_protocol2.npz
-                and the images/ they name (SPIN's fetch_data.sh + datasets/preprocess).
+                and the images/ they name (SPIN's fetch_data.sh + datasets/preprocess), or a
+                synthetic set made by tools/make_synth.py (its test split: a fresh, larger or
+                differently seeded set; the JSON is then eval/synth_<folder>_p<P>.json).
                 synth (default): the synthetic test split (synth_test.npz, same layout, same
                 reader) of the checkpoint's config.
 --protocol      1: subjects S9, S11, all four cameras; 2: camera 60457274 only (default 1, as SPIN).
@@ -31,6 +33,7 @@ exist) and the image count, per Human3.6M action too; writes WORKDIR/eval/<datas
 SHA-256. Errors (bad checkpoint, config mismatch, missing files) are one line, exit status 2.
 """
 import argparse
+import json
 import math
 import os
 import sys
@@ -53,6 +56,7 @@ from pose_era.tasks import pose  # noqa: E402
 
 BASELINES = ("mean_pose",)
 SYNTH = "synth"
+SYNTH_META = "meta.json"     # written by tools/make_synth.py into every synthetic set
 
 
 class EvalError(ValueError):
@@ -99,7 +103,26 @@ def dataset_file(data, protocol, config):
     if not Path(data).is_dir():
         raise FileNotFoundError(f"--data {data} is not a folder; put {h36m.WHERE} in one and "
                                 "pass it, or use --data synth")
+    if (Path(data) / SYNTH_META).is_file():
+        _check_synthetic_body(Path(data), config)
+        return f"{SYNTH}_{Path(data).resolve().name}", Path(data) / "synth_test.npz"
     return "h36m", Path(h36m.split_path(data, "test", protocol))
+
+
+def _check_synthetic_body(folder, config):
+    """A make_synth folder's labels must come from a body model like the checkpoint's."""
+    meta = json.loads((folder / SYNTH_META).read_text())
+    body = pose.body_model(config)
+    have = {"num_joints": body.num_joints, "num_betas": body.num_betas,
+            "num_markers": body.num_markers}
+    wrong = [f"{k} {meta.get(k)} vs {v}" for k, v in have.items() if meta.get(k) != v]
+    if wrong:
+        raise EvalError(f"--data {folder} was made with another body model than the "
+                        f"checkpoint's ({', '.join(wrong)}); make it with the same body "
+                        "(tools/make_synth.py --body)")
+    if not (folder / "synth_test.npz").is_file():
+        raise FileNotFoundError(f"{folder}/synth_test.npz is missing: the folder is not a "
+                                "complete tools/make_synth.py set")
 
 
 def make_dataset(npz, name, config, body, batch_size):

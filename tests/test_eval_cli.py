@@ -115,12 +115,11 @@ def test_h36m_protocol_table_json_and_actions(tiny, capsys):
     assert "MPJPE" in out and "Directions" in out and "mean_pose" in out
 
 
-def test_synthetic_split_has_mpvpe_and_options(tiny, capsys):
-    """synth_test.npz with body parameters: MPVPE exists, and `--vertex_align none` sees the
-    30 mm the ground truth is moved from the baseline's placement; options are recorded."""
-    root, workdir, config = tiny
+def _synthetic_folder(root, config, name="synth"):
+    """A synth_test.npz with body parameters whose ground truth is the baseline's placement
+    moved by 30 mm; returns the folder and the tiny body."""
     body, rest, root_aa = _mean_pose_body()
-    folder = root / "synth"
+    folder = root / name
     names = [f"images/{i:06d}.png" for i in range(4)]
     _write_images(folder, names)
     center, scale, size = np.array([64.0, 48.0]), 0.45, int(config.data.image_size)
@@ -138,6 +137,14 @@ def test_synthetic_split_has_mpvpe_and_options(tiny, capsys):
                                                              (4, 1, 1))),
              K=np.tile(K, (4, 1, 1)), betas=np.zeros((4, body.num_betas), np.float32),
              pose=pose, transl=np.tile(transl, (4, 1)).astype(np.float32))
+    return folder, body
+
+
+def test_synthetic_split_has_mpvpe_and_options(tiny, capsys):
+    """synth_test.npz with body parameters: MPVPE exists, and `--vertex_align none` sees the
+    30 mm the ground truth is moved from the baseline's placement; options are recorded."""
+    root, workdir, config = tiny
+    _synthetic_folder(root, config)
     code, out, err = _run(["--ckpt", str(workdir), "--baseline", "mean_pose", "--protocol", "2",
                            "--vertex_align", "none", "--pelvis", "hips"], capsys)
     assert code == 0, err
@@ -149,6 +156,25 @@ def test_synthetic_split_has_mpvpe_and_options(tiny, capsys):
     assert result["mpvpe"] == pytest.approx(30.0, abs=0.5)
     assert base["mpjpe"] == pytest.approx(0.0, abs=0.01)
     assert "MPVPE" in out and "30.0" in out
+
+
+def test_a_make_synth_folder_as_data(tiny, tmp_path, capsys):
+    """--data DIR with a tools/make_synth.py folder (meta.json + synth_test.npz) scores its test
+    split like the config's own; a set made with another body model is refused in one line."""
+    root, workdir, config = tiny
+    folder, body = _synthetic_folder(tmp_path, config, "fresh_set")
+    meta = {"num_joints": body.num_joints, "num_betas": body.num_betas,
+            "num_markers": body.num_markers}
+    (folder / "meta.json").write_text(json.dumps(meta))
+    code, out, err = _run(["--ckpt", str(workdir), "--data", str(folder), "--baseline",
+                           "mean_pose", "--vertex_align", "none"], capsys)
+    assert code == 0, err
+    result = json.loads((workdir / "eval" / "synth_fresh_set_p1.json").read_text())
+    assert result["npz"] == str(folder / "synth_test.npz") and result["count"] == 4
+    assert result["baselines"]["mean_pose"]["mpvpe"] == pytest.approx(30.0, abs=0.05)
+    (folder / "meta.json").write_text(json.dumps(dict(meta, num_markers=64)))
+    code, _, err = _run(["--ckpt", str(workdir), "--data", str(folder)], capsys)
+    assert code == 2 and "another body model" in err and len(err.strip().splitlines()) == 1
 
 
 def test_bad_inputs_are_one_line_and_exit_2(tiny, tmp_path, capsys):
