@@ -3,6 +3,7 @@
 Usage:
     python -m eval.h36m --ckpt PATH [--protocol 1|2] [--data DIR|synth] [--batch_size B]
                         [--baseline mean_pose] [--pelvis spin|hips] [--vertex_align pelvis|none]
+                        [--out DIR]
 
 Example:
     python -m eval.h36m --ckpt runs/demo --baseline mean_pose
@@ -26,6 +27,8 @@ Example:
                 hips: subtract the midpoint of the two hips (VIBE, BEDLAM).
 --vertex_align  pelvis (default): MPVPE after subtracting each mesh's pelvis (BEDLAM);
                 none: raw camera-frame vertices (VIBE, PARE).
+--out           folder for the JSON (default: WORKDIR/eval; e.g. to keep a released model's
+                folder unchanged).
 
 Prints MPJPE, PA-MPJPE (14 LSP joints, mm), MPVPE (mm, where ground-truth body parameters
 exist) and the image count, per Human3.6M action too; writes WORKDIR/eval/<dataset>_p<P>.json
@@ -74,6 +77,7 @@ def parse_args(argv=None):
     parser.add_argument("--baseline", choices=BASELINES)
     parser.add_argument("--pelvis", choices=metrics.PELVIS, default="spin")
     parser.add_argument("--vertex_align", choices=metrics.VERTEX_ALIGN, default="pelvis")
+    parser.add_argument("--out", help="folder for the JSON (default: WORKDIR/eval)")
     args = parser.parse_args(argv)
     if args.batch_size < 0:
         parser.error("--batch_size must be positive")
@@ -247,7 +251,8 @@ def run(args):
         print()
         print(report.action_table(summaries))
     payload = build_payload(name, args.protocol, npz, summaries, options_of(args), step, prefix)
-    path = report.write_json(workdir / "eval" / f"{name}_p{args.protocol}.json", payload)
+    out = Path(args.out) if args.out else workdir / "eval"
+    path = report.write_json(out / f"{name}_p{args.protocol}.json", payload)
     print(f"wrote {path}")
     return path
 

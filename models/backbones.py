@@ -68,6 +68,13 @@ def _resolve_weights(name, weights):
     return path
 
 
+def save_cnn_weights(backbone, path):
+    """Writes the convolutional part of a built backbone (build_backbone's model) as a Keras
+    weights file that `weights=path` loads back: a trained backbone becomes a pre-trained one."""
+    cnn = [layer for layer in backbone.layers if isinstance(layer, keras.Model)][0]
+    cnn.save_weights(str(path))
+
+
 def build_backbone(name, image_size, weights=None, bn_momentum=None, stride8=False):
     """A keras.Model mapping (B, S, S, 3) images in [0, 1] to a (B, S/32, S/32, C) feature map,
     or, with `stride8`, to [that map, the (B, S/8, S/8, C8) map a dense 2D head reads].

@@ -3,15 +3,20 @@
 Runs the user-facing commands one after another, printing each before it runs, so the demo is
 also the tutorial:
   1. body model: Anny -> cache/body (as tools/build_body_model.py; once)
-  2. synthetic dataset: rendered train/test split (tools/make_synth.py; once)
-  3. MarkerPoser pre-training on random bodies (tools/pretrain_markerposer.py; once)
-  4. training: python -m pose_era.train --config mixer_64:cpu (resumes if interrupted)
-  5. evaluation: python -m eval.h36m --ckpt runs/demo --baseline mean_pose
-  6. pictures: python tools/demo.py on a few synthetic test images -> demo_out/
+  2. synthetic dataset: the `mixer_64:cpu` config's rendered train/test split (tools/make_synth.py;
+     once)
+  3. training: python -m pose_era.train --config mixer_64:cpu (~5 min; resumes if interrupted),
+     its backbone starting from the released model's (pretrained/RELEASE/backbone.weights.h5,
+     the stand-in for the ImageNet weights nothing may download here); `--from_scratch` trains
+     every weight from random instead
+  4. evaluation of that run and of the released model on the same test split, each beside the
+     mean-body baseline (python -m eval.h36m ... --baseline mean_pose)
+  5. pictures: python tools/demo.py on a few synthetic test images with the released model
+     -> demo_out/
 Steps whose output already exists are skipped, so a second `make demo` only re-evaluates.
-`--steps` and `--train` trade time for accuracy.
 """
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -19,10 +24,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+CONFIG = "mixer_64:cpu"
+RELEASE = "pretrained/mixer_64_synth"
 WORKDIR = "runs/demo"
-SYNTH = "cache/synth/demo"
-MARKERPOSER = "cache/markerposer/demo_m64.npz"
 OUT = "demo_out"
+BAR = 0.8   # the demo's model must reach PA-MPJPE <= 0.8 x the mean body's
 
 
 def run(*cmd):
@@ -34,35 +40,59 @@ def run(*cmd):
     print(f"  ({time.time() - started:.0f} s)", flush=True)
 
 
+def summary_row(name, result):
+    return f"{name:<34} {result['mpjpe']:8.1f} {result['pa_mpjpe']:9.1f} {result['mpvpe']:7.1f}"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--train", type=int, default=1024, help="synthetic training images")
-    parser.add_argument("--test", type=int, default=64, help="synthetic test images")
-    parser.add_argument("--steps", type=int, default=400, help="pose training steps")
-    parser.add_argument("--markerposer_steps", type=int, default=3000)
+    parser.add_argument("--steps", type=int, default=0,
+                        help="pose training steps (default: the config's)")
+    parser.add_argument("--from_scratch", action="store_true",
+                        help="train the backbone from random weights too")
     args = parser.parse_args(argv)
     os.chdir(ROOT)
     started = time.time()
-
     sys.path.insert(0, str(ROOT))
+    from pose_era import config as config_lib
+    from data_pipelines.pipeline import synthetic_dir
     from pose_era.body import default_body_model_path
+
     print(f"body model: {default_body_model_path()}", flush=True)  # built and cached once
-    if not Path(SYNTH, "synth_test.npz").is_file():
-        run("tools/make_synth.py", "--out", SYNTH, "--train", str(args.train),
-            "--test", str(args.test), "--seed", "0", "--image-size", "224")
-    if not Path(MARKERPOSER).is_file():
-        run("tools/pretrain_markerposer.py", "--out", MARKERPOSER,
-            "--steps", str(args.markerposer_steps))
-    run("-m", "pose_era.train", "--config", "mixer_64:cpu", "--workdir", WORKDIR,
-        "--set", f"train.steps={args.steps}", f"data.dir={SYNTH}",
-        f"model.markerposer.weights={MARKERPOSER}", "model.markerposer.trainable=false")
+    config = config_lib.load_config(CONFIG)
+    data = config.data
+    synth = Path(synthetic_dir(config)).relative_to(ROOT)
+    if not (synth / "synth_test.npz").is_file():
+        run("tools/make_synth.py", "--out", str(synth), "--train", str(data.synth_train),
+            "--test", str(data.synth_test), "--seed", str(data.synth_seed),
+            "--image-size", str(data.image_size))
+    overrides = [f"train.steps={args.steps}"] if args.steps else []
+    if not args.from_scratch:
+        overrides.append(f"model.backbone.weights={RELEASE}/backbone.weights.h5")
+    run("-m", "pose_era.train", "--config", CONFIG, "--workdir", WORKDIR,
+        *(["--set", *overrides] if overrides else []))
     run("-m", "eval.h36m", "--ckpt", WORKDIR, "--baseline", "mean_pose")
-    images = sorted(Path(SYNTH, "images").glob("*.jpg"))[:3]
-    run("tools/demo.py", *map(str, images), "--ckpt", WORKDIR, "--out", OUT)
+    run("-m", "eval.h36m", "--ckpt", RELEASE, "--data", str(synth), "--baseline", "mean_pose",
+        "--out", f"{WORKDIR}/eval/released")
+    images = sorted(Path(synth, "images").glob("*.jpg"))[:3]
+    run("tools/demo.py", *map(str, images), "--ckpt", RELEASE, "--out", OUT)
+
+    mine = json.loads(Path(WORKDIR, "eval", "synth_p1.json").read_text())
+    released = json.loads(next(Path(WORKDIR, "eval", "released").glob("*.json")).read_text())
+    base = mine["baselines"]["mean_pose"]
+    print(f"\nsynthetic test split {synth} ({mine['count']} images), mm:")
+    print(f"{'':<34} {'MPJPE':>8} {'PA-MPJPE':>9} {'MPVPE':>7}")
+    print(summary_row(f"this demo's run ({WORKDIR})", mine))
+    print(summary_row(f"released model ({RELEASE})", released))
+    print(summary_row("mean body (baseline)", base))
+    ratio = mine["pa_mpjpe"] / base["pa_mpjpe"]
+    verdict = "met" if ratio <= BAR and mine["mpjpe"] < base["mpjpe"] else "NOT met"
+    print(f"this run's PA-MPJPE is {ratio:.2f} x the mean body's (bar: <= {BAR}, MPJPE below "
+          f"the mean body's): {verdict}")
     print(f"\nmake demo finished in {(time.time() - started) / 60:.1f} min.")
     print(f"  training run:   {WORKDIR} (tensorboard --logdir {WORKDIR}/tb)")
     print(f"  metrics (JSON): {WORKDIR}/eval/")
-    print(f"  pictures:       {OUT}/")
+    print(f"  pictures:       {OUT}/ (the released model)")
     for path in sorted(Path(OUT).glob("*.png")):
         print(f"    {path}")
 

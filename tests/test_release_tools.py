@@ -1,0 +1,54 @@
+"""tools/release_model.py (workdir -> pretrained/NAME) and tools/plot_training.py (curve PNG)."""
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models.backbones import build_backbone
+from pose_era import checkpoints
+from tests.tiny_pose_workdir import IMAGE_SIZE, STEP, make_workdir
+from tools import plot_training, release_model
+
+
+def test_release_keeps_the_model_and_drops_nothing_it_needs(tmp_path):
+    workdir, config, model = make_workdir(tmp_path)
+    (workdir / "run_info.json").write_text(json.dumps({"starts": [{"step": 0}]}))
+    out, step = release_model.release(workdir, tmp_path / "pretrained" / "tiny")
+    assert step == STEP and (out / "run_info.json").is_file()
+    _, released, released_step = checkpoints.restore(out)
+    assert released_step == STEP
+    inputs = {"image": tf.random.uniform([2, IMAGE_SIZE, IMAGE_SIZE, 3], seed=1),
+              "K": tf.constant([[[80.0, 0, 32], [0, 80.0, 32], [0, 0, 1]]] * 2)}
+    a, b = model(inputs, training=False), released(inputs, training=False)
+    np.testing.assert_array_equal(a["vertices"], b["vertices"])
+    # the backbone file starts another run's backbone from the released one
+    m = config.model
+    backbone = build_backbone(m.backbone.name, IMAGE_SIZE, out / release_model.BACKBONE_FILE,
+                              m.backbone.bn_momentum, stride8=m.dense2d.enabled)
+    images = inputs["image"]
+    for mine, theirs in zip(tf.nest.flatten(backbone(images)),
+                            tf.nest.flatten(model.get_layer("backbone")(images))):
+        np.testing.assert_array_equal(mine, theirs)
+    with pytest.raises(FileExistsError):
+        release_model.release(workdir, out)
+    assert not list(out.parent.glob(".tiny.*"))  # no half-written folder left beside it
+
+
+def test_plot_needs_eval_scalars(tmp_path, capsys):
+    workdir = tmp_path / "run"
+    writer = tf.summary.create_file_writer(str(workdir / "tb"))
+    with writer.as_default():
+        for step in (100, 200):
+            tf.summary.scalar("train/loss/markers3d", 0.3 / step, step=step)
+    writer.flush()
+    assert plot_training.main([str(workdir), "--out", str(tmp_path / "a.png")]) == 2
+    assert "eval/pa_mpjpe" in capsys.readouterr().err
+    with writer.as_default():
+        for step in (100, 200):
+            tf.summary.scalar("eval/mpjpe", 300.0 - step / 10, step=step)
+            tf.summary.scalar("eval/pa_mpjpe", 150.0 - step / 10, step=step)
+    writer.flush()
+    assert plot_training.scalars(workdir)["eval/pa_mpjpe"] == [(100, 140.0), (200, 130.0)]
+    assert plot_training.main([str(workdir), "--out", str(tmp_path / "b.png")]) == 0
+    assert (tmp_path / "b.png").stat().st_size > 10_000
