@@ -33,6 +33,9 @@ def memorise(config, batches, steps, log_every=0):
     Returns dict(steps, seconds, before / train_mode / inference_mode: mean centred marker error
     over all batches in metres). Adam at optimizer.lr, gradients clipped at optimizer.clip_norm.
     """
+    if not all(float(tf.reduce_min(t["has_markers"])) > 0 for _, t in batches):
+        raise ValueError("the batches lack marker labels (has_markers = 0): use a split that "
+                         "has them, e.g. the synthetic training split")
     task = tasks.get(config.task)
     keras.utils.set_random_seed(int(config.train.seed))
     model = task.build_model(config)

@@ -3,8 +3,8 @@
     python tools/learning_ladder.py [--config mixer_64:cpu] [--images 64] [--steps 800]
                                     [--set KEY=VALUE ...] [--out FILE.json]
 
-Trains a fresh model of the config on the first N test images of its dataset (file order, no
-augmentation, batches of train.batch_size visited in turn) and prints the centred marker error
+Trains a fresh model of the config on N images of its training split (drawn once, without
+augmentation, then kept: batches of train.batch_size visited in turn) and prints the centred marker error
 (metres) on those same images before training and after it, in training and in inference
 (BatchNorm moving statistics) mode. A healthy recipe takes both well below the mean body's
 error; a gap between the two modes points at BatchNorm, a stall at the losses or the gradients.
@@ -36,9 +36,9 @@ def main(argv=None):
             raise config_lib.ConfigError("--images and --steps must be >= 1")
         config = config_lib.load_config(args.config)
         config_lib.apply_overrides(config, args.set)
-        config.data.val_size = args.images
-        config.eval.batch_size = config.train.batch_size
-        batches = list(tasks.get(config.task).eval_dataset(config))
+        config.data.augment = False
+        count = -(-args.images // int(config.train.batch_size))
+        batches = list(tasks.get(config.task).train_dataset(config).take(count))
     except (config_lib.ConfigError, FileNotFoundError, ValueError) as err:
         print(f"learning_ladder: {err}", file=sys.stderr)
         return 2
