@@ -20,6 +20,7 @@ from pathlib import Path
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.core.protobuf import trackable_object_graph_pb2
+from tensorflow.python.checkpoint import checkpoint_management
 from tensorflow.python.checkpoint.checkpoint_management import CheckpointState
 
 from pose_era import config as config_lib
@@ -94,9 +95,11 @@ def latest(ckpt_dir):
 
 
 def write_index(ckpt_dir, prefix, all_prefixes):
-    """Rewrites ckpt/checkpoint (atomically, TensorFlow's own writer) to name `prefix`."""
-    tf.train.update_checkpoint_state(str(ckpt_dir), str(prefix),
-                                     all_model_checkpoint_paths=[str(p) for p in all_prefixes])
+    """Rewrites ckpt/checkpoint to name `prefix`, with CheckpointManager's own (atomic) writer
+    and relative paths, as the manager writes them, so a moved workdir still resumes."""
+    checkpoint_management.update_checkpoint_state_internal(
+        str(ckpt_dir), str(prefix), all_model_checkpoint_paths=[str(p) for p in all_prefixes],
+        save_relative_paths=True)
 
 
 def repair_index(ckpt_dir):

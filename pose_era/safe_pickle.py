@@ -6,6 +6,7 @@ code. These readers resolve only the globals a NumPy array, a scipy sparse matri
 array needs (numpy's array reconstruction and dtypes, plain containers) and let the caller map
 other names to inert stand-ins; anything else stops the load with an UnpicklingError.
 """
+import _compat_pickle
 import pickle
 import zipfile
 
@@ -24,6 +25,7 @@ BUILTIN_GLOBALS = frozenset({
     ("builtins", "object"), ("builtins", "set"), ("builtins", "frozenset"),
     ("builtins", "list"), ("builtins", "dict"), ("builtins", "tuple"),
     ("copyreg", "_reconstructor"),
+    ("_codecs", "encode"),  # how protocol 2 stores bytes (e.g. an array's buffer) in Python 3
 })
 
 
@@ -39,6 +41,10 @@ class RestrictedUnpickler(pickle.Unpickler):
         self._what = what
 
     def find_class(self, module, name):
+        # Python 2 names (copy_reg, __builtin__) -> Python 3's, as pickle's fix_imports does
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
         if (module, name) in NUMPY_GLOBALS or (module, name) in BUILTIN_GLOBALS:
             return super().find_class(module, name)
         if self._substitute is not None:

@@ -567,7 +567,7 @@ def parse_args(argv):
 def error_message(err):
     """The one line a CLI prints for an expected failure (None: not one of ours)."""
     if isinstance(err, OSError):
-        return io.describe_os_error(err) if err.filename else _one_line(err)
+        return io.describe_os_error(err) if err.filename else _one_line(err.strerror or err)
     if isinstance(err, tf.errors.OpError):
         return (f"TensorFlow: {_one_line(err.message)}" if not io.is_disk_full(err.message)
                 else "the disk is full; free some space and rerun")
