@@ -243,8 +243,9 @@ def main(argv=None):
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (OSError, tf.errors.OpError) as err:
-        print(f"error: {describe_os_error(err, 'cannot use') if isinstance(err, OSError) else err.message.splitlines()[0]}",
-              file=sys.stderr)
+        line = (describe_os_error(err, "cannot use") if isinstance(err, OSError)
+                else err.message.splitlines()[0])
+        print(f"error: {line}", file=sys.stderr)
         return 2
     return 0
 

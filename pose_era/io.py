@@ -45,9 +45,11 @@ def atomic_write(path, write, binary=True):
         with os.fdopen(fd, "wb" if binary else "w") as f:
             write(f)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(err, OSError) and not err.filename:  # write() errors name no file
+            raise OSError(err.errno, err.strerror, str(path)) from None
         raise
     return path
 
@@ -94,9 +96,12 @@ _REASONS = {errno.ENOSPC: "the disk is full; free some space and rerun",
 
 def describe_os_error(err, what="cannot write"):
     """One line for an OSError: the path, the system's reason and what to do."""
-    where = err.filename if getattr(err, "filename", None) else ""
     reason = _REASONS.get(err.errno, err.strerror or str(err))
-    return f"{what} {where}: {reason}".replace("  ", " ") if where else f"{what}: {reason}"
+    if err.filename:
+        return f"{what} {err.filename}: {reason}"
+    if err.errno in _REASONS:
+        return f"{what}: {reason}"
+    return (str(reason).strip().splitlines() or [type(err).__name__])[0]
 
 
 def is_disk_full(message):
@@ -134,17 +139,24 @@ class FolderLock:
             self._file = None
             raise LockedError(f"{self.path.parent} is in use by {holder} ({self.purpose}); "
                               "wait for it to finish or use another folder") from None
-        self._file.seek(0)
-        self._file.truncate()
-        self._file.write(f"pid {os.getpid()} on host {socket.gethostname()} since "
-                         f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
-        self._file.flush()
+        try:
+            self._file.seek(0)
+            self._file.truncate()
+            self._file.write(f"pid {os.getpid()} on host {socket.gethostname()} since "
+                             f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
+            self._file.flush()
+        except OSError as err:  # e.g. a full disk: name the file
+            self.__exit__()
+            raise OSError(err.errno, err.strerror, str(self.path)) from None
         return self
 
     def __exit__(self, *exc):
         if self._file is not None:
-            self._file.seek(0)
-            self._file.truncate()
-            self._file.close()  # closing releases the flock
+            try:
+                self._file.seek(0)
+                self._file.truncate()
+                self._file.close()  # closing releases the flock
+            except OSError:  # a full disk cannot flush the holder line: the lock goes anyway
+                os.close(self._file.fileno())
             self._file = None
         return False

@@ -405,14 +405,14 @@ class Trainer:
         manager = self._open_checkpoints()
         try:
             manager.save(checkpoint_number=step)
-        except (OSError, tf.errors.OpError) as err:
+        except (OSError, tf.errors.OpError) as err:  # TensorFlow's errors carry no errno
             io.remove_partial_files(self.ckpt_dir)
-            message = str(err)
-            reason = (io.describe_os_error(err) if isinstance(err, OSError) else
-                      "the disk is full; free some space and rerun" if io.is_disk_full(message)
-                      else _one_line(err))
-            raise OSError(errno.EIO, f"cannot write checkpoint ckpt-{step} in "
-                                     f"{self.ckpt_dir}: {reason}") from None
+            for part in self.ckpt_dir.glob(f"ckpt-{step}.*"):  # written, never indexed
+                part.unlink()
+            code = err.errno if isinstance(err, OSError) else (
+                errno.ENOSPC if io.is_disk_full(err.message) else errno.EIO)
+            raise OSError(code, _one_line(getattr(err, "strerror", None) or err),
+                          f"checkpoint {self.ckpt_dir}/ckpt-{step}") from None
         self._saved_step = step
         self._trusted_norm = norm
 
@@ -498,8 +498,7 @@ class Trainer:
             while int(self.step.numpy()) < self.steps:
                 try:
                     loss, metrics = self._train_step(iterator)
-                except (tf.errors.DataLossError, tf.errors.InvalidArgumentError,
-                        tf.errors.NotFoundError) as err:
+                except (tf.errors.DataLossError, tf.errors.NotFoundError) as err:
                     raise DataError(f"the training data could not be read after step "
                                     f"{int(self.step.numpy())}: {_one_line(err)}") from None
                 loss = float(loss)
@@ -567,7 +566,7 @@ def parse_args(argv):
 def error_message(err):
     """The one line a CLI prints for an expected failure (None: not one of ours)."""
     if isinstance(err, OSError):
-        return io.describe_os_error(err) if err.filename else _one_line(err.strerror or err)
+        return io.describe_os_error(err)
     if isinstance(err, tf.errors.OpError):
         return (f"TensorFlow: {_one_line(err.message)}" if not io.is_disk_full(err.message)
                 else "the disk is full; free some space and rerun")

@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -223,24 +222,29 @@ def test_malicious_smpl_pickle_and_npz_do_not_run(tmp_path, capfd):
 # 6. SIGINT / SIGTERM -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_signal_saves_the_current_step(tmp_path, capfd, signum, code):
+def test_signal_saves_the_current_step(tmp_path, capfd, monkeypatch, signum, code):
     workdir = tmp_path / "run"
     seen = {}
+    training = threading.Event()
+    check_loss = train.Trainer._check_loss
+
+    def watched(self, loss, step):
+        check_loss(self, loss, step)
+        if step >= 3:
+            training.set()
+
+    monkeypatch.setattr(train.Trainer, "_check_loss", watched)
 
     def send_when_training():
-        deadline = time.time() + 60
-        while time.time() < deadline and not (workdir / "run_info.json").is_file():
-            time.sleep(0.05)
-        time.sleep(1.5)  # well into the loop (first steps trace the graph)
-        os.kill(os.getpid(), signum)
-        seen["sent"] = True
+        seen["training"] = training.wait(120)
+        os.kill(os.getpid(), signum)  # also on a timeout: the run must not go on forever
 
     sender = threading.Thread(target=send_when_training)
     sender.start()
     rc = train_cli(workdir, "train.steps=1000000", "train.ckpt_every=100000")
     sender.join()
     err = capfd.readouterr().err
-    assert rc == code and seen, err
+    assert rc == code and seen["training"], err
     step = latest_step(workdir)
     assert step > 0 and f"interrupted at step {step}, checkpoint saved; rerun to resume" in err
     assert json.loads((workdir / "run_info.json").read_text())["starts"][-1]["end_step"] == step
@@ -346,10 +350,37 @@ def test_full_disk_cleans_partial_files_and_stale_ones_at_start(w, capfd, monkey
     capfd.readouterr()
     assert train_cli(w, "train.steps=8") == 2
     line = one_error_line(capfd)
-    assert "cannot write checkpoint ckpt-8" in line and "disk is full" in line
+    assert "cannot write checkpoint" in line and "ckpt/ckpt-8: the disk is full" in line
     assert not list(w.glob("*.tmp")) and not list((w / "ckpt").glob("*_temp"))
     monkeypatch.setattr(tf.train.CheckpointManager, "save", real_save)
     assert train_cli(w, "train.steps=8") == 0 and latest_step(w) == 8
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 1 MiB tmpfs (needs root; skipped elsewhere), unmounted afterwards."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs",
+                                            str(disk)], capture_output=True).returncode != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_really_full_disk(six_steps, tiny_disk, capfd):
+    import shutil
+    w = tiny_disk / "W"
+    shutil.copytree(six_steps, w)
+    free = shutil.disk_usage(tiny_disk).free
+    (tiny_disk / "filler").write_bytes(b"\0" * (free - 16 * 1024))
+    capfd.readouterr()
+    assert train_cli(w, "train.steps=40", "train.ckpt_every=1") == 2
+    assert "disk is full" in one_error_line(capfd)
+    assert not list((w / "ckpt").glob("*_temp")) and not list((w / "ckpt").glob("ckpt-7.*"))
+    assert latest_step(w) == 6
+    (tiny_disk / "filler").unlink()
+    assert train_cli(w, "train.steps=8", "train.ckpt_every=1") == 0 and latest_step(w) == 8
 
 
 def test_data_faults(w, tmp_path, tiny_set, capfd):
