@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -75,7 +76,6 @@ def six_steps(tmp_path_factory):
 @pytest.fixture
 def w(six_steps, tmp_path):
     """A private copy of W."""
-    import shutil
     copy = tmp_path / "W"
     shutil.copytree(six_steps, copy)
     return copy
@@ -121,6 +121,27 @@ def test_nan_message_with_clip_norm_set_and_from_step(w, capfd):
     assert sorted(p.name for p in aside.glob("*.index")) == ["ckpt-5.index", "ckpt-6.index"]
 
 
+def test_checkpoint_whose_own_loss_is_nan_is_set_aside(w, capfd, monkeypatch):
+    """ckpt-7 passes the weight check, but the loss computed from it (step 8) is NaN."""
+    make_step = train.Trainer._make_train_step
+
+    def nan_at_step_8(self, jit_compile):
+        step_fn = make_step(self, jit_compile)
+
+        def wrapped(iterator):
+            loss, metrics = step_fn(iterator)
+            return (float("nan") if int(self.step.numpy()) == 8 else loss), metrics
+        return wrapped
+
+    monkeypatch.setattr(train.Trainer, "_make_train_step", nan_at_step_8)
+    capfd.readouterr()
+    assert train_cli(w, "train.steps=20", "train.ckpt_every=1") == 2
+    line = one_error_line(capfd)
+    assert "loss became nan at step 8" in line and "resumes from ckpt-6" in line, line
+    assert latest_step(w) == 6 and 7 not in saved_steps(w)
+    assert (w / "ckpt" / "untrusted-7" / "ckpt-7.index").is_file()  # kept, not deleted
+
+
 # 2. a resume with another config -----------------------------------------------------------
 
 def test_model_changing_resume_is_refused_before_anything_is_written(w, capfd):
@@ -150,7 +171,6 @@ def pose_workdir(tmp_path_factory):
 
 
 def test_restore_fails_when_saved_variables_would_be_dropped(pose_workdir, tmp_path):
-    import shutil
     _, source = pose_workdir
     workdir = tmp_path / "relu"
     shutil.copytree(source, workdir)
@@ -377,7 +397,6 @@ def tiny_disk(tmp_path):
 
 
 def test_really_full_disk(six_steps, tiny_disk, capfd):
-    import shutil
     w = tiny_disk / "W"
     shutil.copytree(six_steps, w)
     free = shutil.disk_usage(tiny_disk).free
@@ -450,7 +469,6 @@ def test_build_body_model_out_errors(tmp_path, capfd):
 
 def test_eval_cli_checkpoint_faults_and_read_only_workdir(pose_workdir, tiny_set, tmp_path,
                                                           capfd, monkeypatch):
-    import shutil
     root, source = pose_workdir
     shutil.copytree(source, tmp_path / "w")
     w = tmp_path / "w"
