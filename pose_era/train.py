@@ -141,6 +141,7 @@ def resolve_jit(value):
 def validate(config):
     """Checks the driver's own keys before anything is built, read or written (ConfigError)."""
     tc, opt = config.train, config.optimizer
+
     def integer(key, value, low):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ConfigError(f"train.{key}={value!r}: expected an integer >= {low}")

@@ -195,8 +195,10 @@ def check_body_model(directory, body_path=None):
     """ValueError when the dataset in `directory` was made with another body-model file than
     `body_path` (default: the cached Anny model): its labels would not fit the model's sizes."""
     meta = read_meta(directory)
+    if "body_model_sha256" not in meta:  # not made by this writer: nothing records the body
+        return
     path, arrays = _body_file(body_path)
-    if meta.get("body_model_sha256") != _sha256(path):
+    if meta["body_model_sha256"] != _sha256(path):
         raise ValueError(
             f"{directory} was made with body model {meta.get('body_model')} "
             f"({meta.get('num_joints')} joints, {meta.get('num_markers')} markers), not with "
