@@ -19,6 +19,7 @@ the four Human3.6M cameras when the camera id is in imgname, else the default ca
 """
 import logging
 import os
+import pickle
 import re
 import zipfile
 
@@ -26,6 +27,7 @@ import numpy as np
 
 from data_pipelines import constants, schema
 from data_pipelines.source import FileSource
+from pose_era import safe_pickle
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +63,18 @@ def load_npz(path):
         raise FileNotFoundError(f"{path} not found; put {WHERE} there")
     if not zipfile.is_zipfile(path):
         raise ValueError(f"{path} is not a readable npz file; re-create or re-download it")
-    arrays = {}
-    with np.load(path, allow_pickle=False) as f, np.load(path, allow_pickle=True) as g:
-        for key in f.files:
-            try:
-                arrays[key] = f[key]
-            except ValueError:  # an object array (strings saved from a Python list of objects)
-                arrays[key] = g[key]
+    try:  # object arrays (strings saved as Python objects) go through an allow-list unpickler
+        arrays = safe_pickle.load_npz(path)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, OSError) as err:
+        raise ValueError(f"{path} is not a readable npz file ({err}); re-create or "
+                         "re-download it") from None
     missing = [k for k in REQUIRED_KEYS if k not in arrays]
     if missing:
         raise ValueError(f"{path}: missing keys {', '.join(missing)} (a SPIN-format npz needs "
                          f"{', '.join(REQUIRED_KEYS)}; found {', '.join(sorted(arrays))})")
     n = len(arrays["imgname"])
+    if n == 0:
+        raise ValueError(f"{path} holds no samples (its 'imgname' is empty); re-create it")
     expected = {"center": (n, 2), "scale": (n,), "part": (n, 24, 3), "transl": (n, 3)}
     for key, shape in expected.items():
         if key in arrays and arrays[key].shape != shape:

@@ -71,10 +71,12 @@ def _synthetic_folder(config):
     dataset is made there (or in the default cache folder) on first use."""
     data = _data(config)
     directory = synthetic_dir(config)
+    body = config.get("body", {}).get("path") or None
     if data.get("dir") and os.path.isdir(directory):
+        from data_pipelines.synthetic.writer import check_body_model
+        check_body_model(directory, body)  # labels sized for another body model fail late
         return directory
     from data_pipelines.synthetic import ensure_synthetic_dataset
-    body = config.get("body", {}).get("path") or None
     return str(ensure_synthetic_dataset(directory, int(data.get("synth_train", 0)),
                                         int(data.get("synth_test", 0)),
                                         int(data.get("synth_seed", 0)), body_path=body,
@@ -131,6 +133,7 @@ def _synthetic_train(config, input_context, seed, sizes):
     from data_pipelines.synthetic import records
     data = _data(config)
     files = records.train_files(_synthetic_folder(config))
+    records.check_files(files)
     ds = tf.data.Dataset.from_tensor_slices(files)
     k = input_context.num_input_pipelines if input_context else 1
     by_file = k > 1 and len(files) >= k

@@ -55,6 +55,7 @@ from models.thundr import initial_markers  # noqa: E402
 from pose_era import checkpoints, geometry  # noqa: E402
 from pose_era import config as config_lib  # noqa: E402
 from pose_era.config import ConfigError  # noqa: E402
+from pose_era.io import describe_os_error  # noqa: E402
 from pose_era.tasks import pose  # noqa: E402
 
 BASELINES = ("mean_pose",)
@@ -252,17 +253,27 @@ def run(args):
         print(report.action_table(summaries))
     payload = build_payload(name, args.protocol, npz, summaries, options_of(args), step, prefix)
     out = Path(args.out) if args.out else workdir / "eval"
-    path = report.write_json(out / f"{name}_p{args.protocol}.json", payload)
+    try:
+        path = report.write_json(out / f"{name}_p{args.protocol}.json", payload)
+    except OSError as err:  # e.g. a read-only released workdir: the table above still stands
+        raise EvalError(f"{describe_os_error(err)} (the results above are complete but were "
+                        "not saved; --out DIR writes them elsewhere)") from None
     print(f"wrote {path}")
     return path
 
 
 def main(argv=None):
     args = parse_args(argv)
+    checkpoints.quiet_restore_logs()
     try:
         run(args)
     except (EvalError, ConfigError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except (OSError, tf.errors.OpError) as err:
+        line = (describe_os_error(err, "cannot use") if isinstance(err, OSError)
+                else err.message.splitlines()[0])
+        print(f"error: {line}", file=sys.stderr)
         return 2
     return 0
 

@@ -4,12 +4,12 @@ Kept apart from the CLI (eval/h36m.py) so the bookkeeping is testable without a 
 other evaluators print and write results the same way.
 """
 import hashlib
-import json
 import os
 import re
-from pathlib import Path
 
 import numpy as np
+
+from pose_era import io
 
 # 'images/S9_Directions_1.60457274_000001.jpg' -> subject S9, action Directions (sub-take _1
 # dropped), as in SPIN's file names. Two actions have another name for subject 1's takes.
@@ -105,10 +105,5 @@ def sha256_of(path, chunk=1 << 20):
 
 
 def write_json(path, payload):
-    """Writes payload as indented JSON atomically (tmp file + os.replace); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
+    """Writes payload as indented JSON atomically (pose_era.io); returns the path."""
+    return io.write_json(path, payload)

@@ -2,28 +2,144 @@
 
 A workdir holds `config.json` and `ckpt/` (tf.train.CheckpointManager). `restore` rebuilds the
 model from the saved config through the task's `build_model`, then loads the weights, and
-fails with one clear line when the path holds no checkpoint or the model does not match it.
+fails with one clear line when the path holds no checkpoint, the checkpoint is damaged, or the
+model does not match it: a saved model variable that the rebuilt model leaves unused (e.g. ERA
+parameters when config.json now says relu) is a mismatch, not a silent drop.
+
+The `ckpt/checkpoint` index is a convenience: when it is missing, unreadable or names a file
+that is gone, the newest complete ckpt-N files present are used (and the driver rewrites the
+index from them), so a lost index never restarts a run at step 0 over its own checkpoints.
 """
+import logging
+import re
+import shutil
+import sys
+import time
 from pathlib import Path
 
 import tensorflow as tf
+from google.protobuf import text_format
+from tensorflow.core.protobuf import trackable_object_graph_pb2
+from tensorflow.python.checkpoint import checkpoint_management
+from tensorflow.python.checkpoint.checkpoint_management import CheckpointState
 
 from pose_era import config as config_lib
 from pose_era import tasks
+
+INDEX = "checkpoint"
+_PREFIX_RE = re.compile(r"^ckpt-(\d+)\.index$")
 
 
 class CheckpointError(ValueError):
     """The path is not a usable checkpoint; the message says why and what to do."""
 
 
+def quiet_restore_logs():
+    """TensorFlow logs one warning per unmatched value when a restore fails (hundreds of lines
+    after the real error); CLIs call this so that their one-line error stays the last line."""
+    tf.get_logger().setLevel(logging.ERROR)
+    logging.getLogger("absl").setLevel(logging.ERROR)
+
+
+def complete_checkpoints(ckpt_dir):
+    """{step: prefix} of the ckpt-N files in ckpt_dir that have an index and their data."""
+    found = {}
+    folder = Path(ckpt_dir)
+    if not folder.is_dir():
+        return found
+    for entry in folder.iterdir():
+        match = _PREFIX_RE.match(entry.name)
+        if match and list(folder.glob(f"ckpt-{match.group(1)}.data-*")):
+            found[int(match.group(1))] = str(folder / f"ckpt-{match.group(1)}")
+    return dict(sorted(found.items()))
+
+
+def _indexed(ckpt_dir):
+    """The prefix the index names, or (None, why not)."""
+    path = Path(ckpt_dir) / INDEX
+    if not path.is_file():
+        return None, "is missing"
+    state = CheckpointState()
+    try:
+        text_format.Merge(path.read_text(), state)
+    except (text_format.ParseError, UnicodeDecodeError):
+        return None, "is unreadable"
+    if not state.model_checkpoint_path:
+        return None, "names no checkpoint"
+    prefix = Path(state.model_checkpoint_path)
+    prefix = prefix if prefix.is_absolute() else Path(ckpt_dir) / prefix
+    if not Path(str(prefix) + ".index").is_file():
+        return None, f"names {prefix.name}, which is not there"
+    return str(prefix), None
+
+
+def latest(ckpt_dir):
+    """(prefix or None, note or None): the index's checkpoint, else the newest complete one.
+
+    The note says why the index was not used (None when it was, or when there is nothing).
+    CheckpointError when ckpt-N files exist but none of them is complete."""
+    prefix, why = _indexed(ckpt_dir)
+    if prefix is not None:
+        return prefix, None
+    present = complete_checkpoints(ckpt_dir)
+    if present:
+        step, prefix = max(present.items())
+        return prefix, (f"{Path(ckpt_dir) / INDEX} {why}; using ckpt-{step}, the newest "
+                        f"complete checkpoint present (of {', '.join(map(str, present))})")
+    partial = sorted(p.name for p in Path(ckpt_dir).glob("ckpt-*")) if Path(
+        ckpt_dir).is_dir() else []
+    if partial:
+        raise CheckpointError(f"{ckpt_dir} holds only incomplete checkpoint files "
+                              f"({', '.join(partial[:4])}); move them away to start afresh")
+    return None, None
+
+
+def write_index(ckpt_dir, prefix, all_prefixes):
+    """Rewrites ckpt/checkpoint to name `prefix`, with CheckpointManager's own (atomic) writer
+    and relative paths, as the manager writes them, so a moved workdir still resumes."""
+    checkpoint_management.update_checkpoint_state_internal(
+        str(ckpt_dir), str(prefix), all_model_checkpoint_paths=[str(p) for p in all_prefixes],
+        save_relative_paths=True)
+
+
+def repair_index(ckpt_dir):
+    """Rebuilds a missing or broken index from the ckpt-N files present; returns the note
+    (None when nothing needed repair). Call with the workdir locked."""
+    prefix, note = latest(ckpt_dir)
+    if note is not None:
+        write_index(ckpt_dir, prefix, complete_checkpoints(ckpt_dir).values())
+    return note
+
+
+def rewind(ckpt_dir, step):
+    """Makes ckpt-`step` the latest: later checkpoints move to ckpt/set_aside-<time>/ (kept,
+    never deleted). Returns the folder they went to, or None. Call with the workdir locked."""
+    present = complete_checkpoints(ckpt_dir)
+    if step not in present:
+        raise CheckpointError(f"--from_step {step}: no complete ckpt-{step} in {ckpt_dir}; "
+                              f"present: {', '.join(map(str, present)) or 'none'}")
+    later = [s for s in present if s > step]
+    aside = None
+    if later:
+        aside = Path(ckpt_dir) / time.strftime("set_aside-%Y%m%d-%H%M%S")
+        aside.mkdir()
+        for s in later:
+            for f in Path(ckpt_dir).glob(f"ckpt-{s}.*"):
+                shutil.move(str(f), aside / f.name)
+    write_index(ckpt_dir, present[step], [p for s, p in present.items() if s <= step])
+    return aside
+
+
 def find(path):
     """Returns (workdir, checkpoint prefix) for a workdir or a checkpoint prefix."""
     path = Path(path)
     if path.is_dir() and (path / "config.json").is_file():
-        prefix = tf.train.latest_checkpoint(str(path / "ckpt"))
+        prefix, note = latest(path / "ckpt")
         if prefix is None:
             raise CheckpointError(f"{path} has no checkpoint in ckpt/: train first "
                                   f"(python -m pose_era.train --config NAME --workdir {path})")
+        if note:
+            print(f"note: {note}", file=sys.stderr)
         return path, prefix
     if Path(str(path) + ".index").is_file():
         for parent in path.parents:
@@ -34,10 +150,67 @@ def find(path):
                           "nor a checkpoint prefix (like WORKDIR/ckpt/ckpt-3)")
 
 
+def _damaged(prefix, err):
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return CheckpointError(f"checkpoint {prefix} is damaged or incomplete ({first[:200]}); "
+                           "resume from an earlier one with --from_step N (see its ckpt/)")
+
+
 def step_of(prefix):
     """The training step stored in a checkpoint."""
-    reader = tf.train.load_checkpoint(prefix)
-    return int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
+    try:
+        reader = tf.train.load_checkpoint(prefix)
+        return int(reader.get_tensor("step/.ATTRIBUTES/VARIABLE_VALUE"))
+    except (tf.errors.OpError, ValueError, IndexError) as err:
+        raise _damaged(prefix, err) from None
+
+
+def _unused_model_values(status, prefix, child="model"):
+    """Checkpoint keys of saved variables under the root's `child` that the restore matched to
+    nothing: assert_existing_objects_matched accepts a model that simply has fewer variables."""
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(tf.train.load_checkpoint(prefix).get_tensor(
+        "_CHECKPOINTABLE_OBJECT_GRAPH"))
+    stack = [c.node_id for c in graph.nodes[0].children if c.local_name == child]
+    seen = set()
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            stack += [c.node_id for c in graph.nodes[node].children]
+    matched = status._checkpoint.object_by_proto_id  # noqa: SLF001 (the restore's own record)
+    return sorted(graph.nodes[n].attributes[0].checkpoint_key for n in seen
+                  if graph.nodes[n].attributes and n not in matched)
+
+
+def restore_into(checkpoint, prefix, what):
+    """Restores `prefix` into a tf.train.Checkpoint whose objects all exist; CheckpointError
+    (one line) when the file is damaged or it does not match `what` (e.g. 'the model of
+    W/config.json'). The checkpoint's optimizer slots and step are matched like the model."""
+    status = None
+    try:
+        status = checkpoint.restore(prefix)
+        status.assert_existing_objects_matched()
+        unused = _unused_model_values(status, prefix)
+    except (AssertionError, ValueError) as err:
+        if status is not None:
+            status.expect_partial()
+        raise CheckpointError(f"checkpoint {prefix} does not match {what}: "
+                              f"{str(err).splitlines()[0][:300]}") from None
+    except (tf.errors.OpError, IndexError) as err:
+        if status is not None:
+            status.expect_partial()
+        if "shape" in str(err).lower() and isinstance(err, tf.errors.InvalidArgumentError):
+            raise CheckpointError(f"checkpoint {prefix} does not match {what}: "
+                                  f"{str(err).splitlines()[0][:300]}") from None
+        raise _damaged(prefix, err) from None
+    if unused:
+        status.expect_partial()
+        raise CheckpointError(
+            f"checkpoint {prefix} does not match {what}: {len(unused)} saved model variable(s) "
+            f"would be left unused (e.g. {unused[0].split('/.ATTRIBUTES')[0]}); the config does "
+            "not build the model that was trained")
+    return status
 
 
 def restore(path):
@@ -45,11 +218,7 @@ def restore(path):
     workdir, prefix = find(path)
     config = config_lib.load_json(workdir)
     model = tasks.get(config.task).build_model(config)
-    try:
-        status = tf.train.Checkpoint(model=model).restore(prefix)
-        status.expect_partial().assert_existing_objects_matched()
-    except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as err:
-        # unmatched objects, or a variable of another shape than config.json builds
-        raise CheckpointError(f"checkpoint {prefix} does not match the model of "
-                              f"{workdir}/config.json: {str(err).splitlines()[0]}") from None
+    status = restore_into(tf.train.Checkpoint(model=model), prefix,
+                          f"the model of {workdir}/config.json")
+    status.expect_partial()  # the optimizer and step of a training checkpoint are not wanted
     return config, model, step_of(prefix)

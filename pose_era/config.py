@@ -16,6 +16,7 @@ from pathlib import Path
 import ml_collections
 
 import configs as _configs_package
+from pose_era import io
 
 
 class ConfigError(ValueError):
@@ -32,12 +33,23 @@ def available_configs():
     return sorted(names)
 
 
+def _import(load, where):
+    """Runs a config module's code; its syntax or import errors become one-line ConfigErrors."""
+    try:
+        return load()
+    except SyntaxError as err:
+        raise ConfigError(f"config {where} has a syntax error at line {err.lineno}: "
+                          f"{err.msg}") from None
+    except (ImportError, NameError, AttributeError, TypeError, ValueError) as err:
+        raise ConfigError(f"config {where} failed to load: {type(err).__name__}: {err}") from None
+
+
 def _module_from_file(path):
     if not Path(path).is_file():
         raise ConfigError(f"config file {path} does not exist")
     spec = importlib.util.spec_from_file_location(Path(path).stem, path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    _import(lambda: spec.loader.exec_module(module), path)
     return module
 
 
@@ -53,7 +65,7 @@ def load_config(spec):
         choices = available_configs()
         if name not in choices:
             raise ConfigError(f"unknown config '{name}'; choose one of: {', '.join(choices)}")
-        module = importlib.import_module(f"configs.{name}")
+        module = _import(lambda: importlib.import_module(f"configs.{name}"), f"configs/{name}.py")
     try:
         config = module.get_config(arg or None)
     except ValueError as err:  # a config's own check of its argument, e.g. an unknown variant
@@ -119,12 +131,8 @@ def apply_overrides(config, overrides):
 
 def save_json(config, workdir):
     """Writes the resolved config to WORKDIR/config.json atomically."""
-    path = Path(workdir) / "config.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
+    return io.write_text(Path(workdir) / "config.json",
+                         config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
 
 
 def load_json(workdir):
@@ -132,4 +140,53 @@ def load_json(workdir):
     path = Path(workdir) / "config.json"
     if not path.is_file():
         raise ConfigError(f"no config.json in {workdir}: is it a training workdir?")
-    return ml_collections.ConfigDict(json.loads(path.read_text()))
+    try:
+        return ml_collections.ConfigDict(json.loads(path.read_text()))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path} is not valid JSON ({err}); restore it from run_info.json's "
+                          "command or delete the workdir") from None
+
+
+# Keys a resumed run may change: how long it runs, how often it logs, saves and evaluates, where
+# it runs, and the learning-rate knobs that recover from a divergence. A key ending in "." names
+# a whole section. Everything else changes the model, its data or its optimizer state.
+RESUMABLE_KEYS = ("config_name", "train.steps", "train.epochs", "train.log_every",
+                  "train.ckpt_every", "train.eval_every", "train.devices", "train.jit_compile",
+                  "train.init_from", "optimizer.lr", "optimizer.clip_norm", "eval.")
+
+
+def _flat(tree, prefix=""):
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def resume_conflicts(config, workdir):
+    """Keys whose value in `config` differs from WORKDIR/config.json and that a resume may not
+    change (see RESUMABLE_KEYS); [] when there is no config.json. A key present on one side
+    only is compatible: it was added (or removed) by a later version of the code."""
+    if not (Path(workdir) / "config.json").is_file():
+        return []
+    old = _flat(json.loads(json.dumps(load_json(workdir).to_dict())))
+    new = _flat(json.loads(config.to_json_best_effort()))
+    allowed = lambda k: any(k == r or (r.endswith(".") and k.startswith(r))
+                            for r in RESUMABLE_KEYS)
+    return [f"{k} ({old[k]!r} -> {new[k]!r})" for k in sorted(set(old) & set(new))
+            if old[k] != new[k] and not allowed(k)]
+
+
+def check_resume(config, workdir):
+    """ConfigError (one line, naming the keys) when `config` would change the model, data or
+    optimizer of the run saved in `workdir`; nothing is written either way."""
+    conflicts = resume_conflicts(config, workdir)
+    if conflicts:
+        shown = ", ".join(conflicts[:6]) + (f" and {len(conflicts) - 6} more"
+                                            if len(conflicts) > 6 else "")
+        raise ConfigError(
+            f"{workdir} was trained with another config: {shown}; resume with the same config "
+            "and --set values, or use a new --workdir (train.init_from=DIR starts from this "
+            "run's weights)")

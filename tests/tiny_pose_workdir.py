@@ -16,17 +16,22 @@ STEP = 7
 IMAGE_SIZE = 64
 
 
+def tiny_overrides(root):
+    """`--set` values that shrink mixer_64:cpu to the tiny body (written to root) and head."""
+    body_path = root / "tiny_body.npz"
+    if not body_path.is_file():
+        body_format.save(body_path, tiny_body_arrays())
+    return [f"body.path={body_path}", "model.num_markers=16", f"data.image_size={IMAGE_SIZE}",
+            "model.head.width=16", "model.head.depth=1", "model.head.token_hidden=16",
+            "model.head.channel_hidden=16", "model.head.corr_hidden=16",
+            "model.markerposer.hidden=(16,)", "model.markerposer.weights=none",
+            "model.markerposer.trainable=true", "eval.batch_size=4", f"data.dir={root / 'synth'}"]
+
+
 def make_workdir(root, step=STEP):
     """Writes root/tiny_body.npz and root/workdir; returns (workdir, config, model)."""
-    body_path = root / "tiny_body.npz"
-    body_format.save(body_path, tiny_body_arrays())
     config = config_lib.load_config("mixer_64:cpu")
-    config_lib.apply_overrides(config, [
-        f"body.path={body_path}", "model.num_markers=16", f"data.image_size={IMAGE_SIZE}",
-        "model.head.width=16", "model.head.depth=1", "model.head.token_hidden=16",
-        "model.head.channel_hidden=16", "model.head.corr_hidden=16",
-        "model.markerposer.hidden=(16,)", "model.markerposer.weights=none",
-        "model.markerposer.trainable=true", "eval.batch_size=4", f"data.dir={root / 'synth'}"])
+    config_lib.apply_overrides(config, tiny_overrides(root))
     workdir = root / "workdir"
     config_lib.save_json(config, workdir)
     model = tasks.get(config.task).build_model(config)

