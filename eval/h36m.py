@@ -55,7 +55,7 @@ from models.thundr import initial_markers  # noqa: E402
 from pose_era import checkpoints, geometry  # noqa: E402
 from pose_era import config as config_lib  # noqa: E402
 from pose_era.config import ConfigError  # noqa: E402
-from pose_era.io import describe_os_error  # noqa: E402
+from pose_era.io import describe_os_error, sha256_of  # noqa: E402
 from pose_era.tasks import pose  # noqa: E402
 
 BASELINES = ("mean_pose",)
@@ -221,7 +221,7 @@ def build_payload(dataset, protocol, npz, summaries, options, step, prefix):
     """The JSON written to WORKDIR/eval: the model's numbers at the top level."""
     model = summaries["model"]
     payload = {**model, "dataset": dataset, "protocol": protocol, "npz": str(npz),
-               "npz_sha256": report.sha256_of(npz), "options": options,
+               "npz_sha256": sha256_of(npz), "options": options,
                "checkpoint": {"prefix": str(prefix), "step": int(step)}, "units": "mm"}
     payload["baselines"] = {name: s for name, s in summaries.items() if name != "model"}
     return payload

@@ -3,7 +3,6 @@
 Kept apart from the CLI (eval/h36m.py) so the bookkeeping is testable without a model, and so
 other evaluators print and write results the same way.
 """
-import hashlib
 import os
 import re
 
@@ -93,15 +92,6 @@ def action_table(summaries):
         rows.append([action, per[names[0]]["count"]] +
                     [per[n][m] for n in names for m in ("mpjpe", "pa_mpjpe")])
     return format_table(header, rows)
-
-
-def sha256_of(path, chunk=1 << 20):
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def write_json(path, payload):

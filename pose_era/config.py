@@ -9,7 +9,6 @@ import ast
 import importlib
 import importlib.util
 import json
-import os
 import pkgutil
 from pathlib import Path
 

@@ -7,6 +7,7 @@ complete or absent (temporary file in the same folder, then os.replace), gets th
 temporary file behind.
 """
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -62,6 +63,15 @@ def write_text(path, text):
 def write_json(path, payload):
     """Writes indented, key-sorted JSON atomically; returns the path."""
     return write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def sha256_of(path, chunk=1 << 20):
+    """Hex SHA-256 of a file, read in chunks (provenance of data sets, models, downloads)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def remove_partial_files(folder):

@@ -17,6 +17,7 @@ from eval import metrics, report
 from models.mean_body import mean_body
 from pose_era import config as config_lib
 from pose_era import geometry
+from pose_era.io import sha256_of
 from pose_era.body import BodyModel
 from tests import toy_config, toy_task
 from tests.tiny_body import tiny_body_arrays
@@ -94,7 +95,7 @@ def test_h36m_protocol_table_json_and_actions(tiny, capsys):
     assert result["count"] == N - 1 and result["checkpoint"]["step"] == STEP
     assert result["dataset"] == "h36m" and result["protocol"] == 1
     assert result["options"]["pelvis"] == "spin" and result["options"]["vertex_align"] == "pelvis"
-    assert result["npz_sha256"] == report.sha256_of(folder / "h36m_valid_protocol1.npz")
+    assert result["npz_sha256"] == sha256_of(folder / "h36m_valid_protocol1.npz")
     assert result["mpvpe"] is None  # Human3.6M files have no body parameters
     per = result["per_action"]
     assert sorted(per) == ["Directions", "Eating"]

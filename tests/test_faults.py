@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 
 from data_pipelines import h36m
-from data_pipelines.synthetic import records, writer
+from data_pipelines.synthetic import records
 from eval import h36m as eval_cli
 from pose_era import checkpoints, config as config_lib, io, train
 from tests import tiny_pose_workdir

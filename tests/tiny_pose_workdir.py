@@ -25,7 +25,8 @@ def tiny_overrides(root):
             "model.head.width=16", "model.head.depth=1", "model.head.token_hidden=16",
             "model.head.channel_hidden=16", "model.head.corr_hidden=16",
             "model.markerposer.hidden=(16,)", "model.markerposer.weights=none",
-            "model.markerposer.trainable=true", "eval.batch_size=4", f"data.dir={root / 'synth'}"]
+            "model.markerposer.trainable=true", "optimizer.warmup_steps=0", "eval.batch_size=4",
+            f"data.dir={root / 'synth'}"]
 
 
 def make_workdir(root, step=STEP):

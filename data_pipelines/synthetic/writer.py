@@ -19,7 +19,6 @@ a failure removes the temporary folder, a killed run leaves only a DIR.tmp-* fol
 next build removes (builds of one DIR are serialised by the lock file DIR.lock).
 """
 import fcntl
-import hashlib
 import io
 import json
 import multiprocessing
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from data_pipelines import constants
+from pose_era.io import sha256_of
 
 FORMAT = "pose_era synthetic dataset v1"
 SHARD_SIZE = 128
@@ -139,14 +139,6 @@ def save_npz(path, arrays):
                         buf.getvalue())
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _check_args(train, test, workers, image_size, max_yaw):
     for name, value in (("train", train), ("test", test), ("workers", workers)):
         if int(value) < 0:
@@ -175,7 +167,7 @@ def _meta(train, test, seed, image_size, max_yaw, body_path, arrays):
     return {"format": FORMAT, "train": int(train), "test": int(test), "seed": int(seed),
             "image_size": int(image_size), "max_yaw": float(max_yaw),
             "shard_size": int(SHARD_SIZE),
-            "body_model": str(body_path), "body_model_sha256": _sha256(body_path),
+            "body_model": str(body_path), "body_model_sha256": sha256_of(body_path),
             "num_betas": int(arrays["shapedirs"].shape[-1]),
             "num_joints": int(arrays["parents"].shape[0]),
             "num_markers": int(arrays["markers"].shape[0]),
@@ -198,7 +190,7 @@ def check_body_model(directory, body_path=None):
     if "body_model_sha256" not in meta:  # not made by this writer: nothing records the body
         return
     path, arrays = _body_file(body_path)
-    if meta["body_model_sha256"] != _sha256(path):
+    if meta["body_model_sha256"] != sha256_of(path):
         raise ValueError(
             f"{directory} was made with body model {meta.get('body_model')} "
             f"({meta.get('num_joints')} joints, {meta.get('num_markers')} markers), not with "

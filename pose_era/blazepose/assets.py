@@ -7,7 +7,6 @@ tools/fetch_blazepose.py) downloads the pinned wheel file with `pip download --n
 its SHA-256, and extracts the two files atomically into `<cache>/blazepose/`. It is idempotent:
 files already present with their pinned SHA-256 cost nothing. Nothing else downloads anything.
 """
-import hashlib
 import os
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import tempfile
 import zipfile
 
 from pose_era.body.cache import cache_dir as _body_cache_dir
+from pose_era.io import sha256_of
 
 SETUP_COMMAND = "make blazepose"
 WHEEL = "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl"
@@ -41,14 +41,6 @@ def model_dir():
     return _body_cache_dir().parent / "blazepose"
 
 
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def model_path(name):
     """Path of a model file of MODELS; ModelsMissing (one line) when it was never fetched."""
     path = model_dir() / name
@@ -59,7 +51,7 @@ def model_path(name):
 
 
 def _complete():
-    return all((model_dir() / n).is_file() and _sha256(model_dir() / n) == sha
+    return all((model_dir() / n).is_file() and sha256_of(model_dir() / n) == sha
                for n, (_, sha) in MODELS.items())
 
 
@@ -79,15 +71,15 @@ def fetch(log=print):
         if done.returncode != 0 or not os.path.isfile(wheel):
             tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise RuntimeError(f"blazepose: pip download of mediapipe==0.10.21 failed: {tail}")
-        if _sha256(wheel) != WHEEL_SHA256:
-            raise RuntimeError(f"blazepose: {WHEEL} has SHA-256 {_sha256(wheel)}, expected "
+        if sha256_of(wheel) != WHEEL_SHA256:
+            raise RuntimeError(f"blazepose: {WHEEL} has SHA-256 {sha256_of(wheel)}, expected "
                                f"{WHEEL_SHA256}; refusing to use it")
         with zipfile.ZipFile(wheel) as z:
             for name, (member, sha) in MODELS.items():
                 part = os.path.join(tmp, name)
                 with z.open(member) as src, open(part, "wb") as dst:
                     dst.write(src.read())
-                if _sha256(part) != sha:
+                if sha256_of(part) != sha:
                     raise RuntimeError(f"blazepose: {member} in the wheel has an unexpected "
                                        "SHA-256; refusing to use it")
                 os.replace(part, out / name)
