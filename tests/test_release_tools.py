@@ -1,4 +1,5 @@
-"""tools/release_model.py (workdir -> pretrained/NAME) and tools/plot_training.py (curve PNG)."""
+"""tools/release_model.py (workdir -> pretrained/NAME), run_demo's backbone export and
+tools/plot_training.py (curve PNG)."""
 import json
 
 import numpy as np
@@ -8,7 +9,7 @@ import tensorflow as tf
 from models.backbones import build_backbone
 from pose_era import checkpoints
 from tests.tiny_pose_workdir import IMAGE_SIZE, STEP, make_workdir
-from tools import plot_training, release_model
+from tools import plot_training, release_model, run_demo
 
 
 def test_release_keeps_the_model_and_drops_nothing_it_needs(tmp_path):
@@ -22,9 +23,10 @@ def test_release_keeps_the_model_and_drops_nothing_it_needs(tmp_path):
               "K": tf.constant([[[80.0, 0, 32], [0, 80.0, 32], [0, 0, 1]]] * 2)}
     a, b = model(inputs, training=False), released(inputs, training=False)
     np.testing.assert_array_equal(a["vertices"], b["vertices"])
-    # the backbone file starts another run's backbone from the released one
+    # make demo's backbone file starts another run's backbone from the released one
     m = config.model
-    backbone = build_backbone(m.backbone.name, IMAGE_SIZE, out / release_model.BACKBONE_FILE,
+    run_demo.export_backbone(out, tmp_path / "backbone.weights.h5")
+    backbone = build_backbone(m.backbone.name, IMAGE_SIZE, tmp_path / "backbone.weights.h5",
                               m.backbone.bn_momentum, stride8=m.dense2d.enabled)
     images = inputs["image"]
     for mine, theirs in zip(tf.nest.flatten(backbone(images)),

@@ -28,6 +28,8 @@ def scalars(workdir):
         for record in tf.data.TFRecordDataset(str(path)):
             event = event_pb2.Event.FromString(record.numpy())
             for v in event.summary.value:
+                if v.metadata.plugin_data.plugin_name not in ("scalars", ""):
+                    continue  # images (val/prediction) and other plugins' tensors
                 value = float(tf.make_ndarray(v.tensor)) if v.HasField("tensor") else v.simple_value
                 values[v.tag][event.step] = value
     return {tag: sorted(points.items()) for tag, points in values.items()}

@@ -4,8 +4,7 @@
 
 Writes pretrained/NAME/ with config.json, ckpt/ holding the model's weights and the step only
 (no optimizer state: a third of the size, nothing a user needs to evaluate or run the demo),
-backbone.weights.h5 (its trained CNN, loadable as `model.backbone.weights=` to start another
-run from it, as make demo does), and the workdir's run_info.json, eval/ JSON and tb/ scalars. Evaluate it afterwards with
+and the workdir's run_info.json, eval/ JSON and tb/ scalars. Evaluate it afterwards with
 `python -m eval.h36m --ckpt pretrained/NAME --baseline mean_pose`. The folder appears whole
 (written beside it, then renamed); an existing release is replaced only with --force.
 """
@@ -21,10 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from models.backbones import save_cnn_weights  # noqa: E402
 from pose_era import checkpoints, config as config_lib  # noqa: E402
-
-BACKBONE_FILE = "backbone.weights.h5"
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +37,6 @@ def release(workdir, out, force=False):
         checkpoint = tf.train.Checkpoint(model=model, step=tf.Variable(step, dtype=tf.int64))
         tf.train.CheckpointManager(checkpoint, str(tmp / "ckpt"), max_to_keep=1).save(
             checkpoint_number=step)
-        save_cnn_weights(model.get_layer("backbone"), tmp / BACKBONE_FILE)
         workdir = Path(workdir)
         for name in ("run_info.json", "eval", "tb"):
             source = workdir / name

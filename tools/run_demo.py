@@ -6,9 +6,9 @@ also the tutorial:
   2. synthetic dataset: the `mixer_64:cpu` config's rendered train/test split (tools/make_synth.py;
      once)
   3. training: python -m pose_era.train --config mixer_64:cpu (~5 min; resumes if interrupted),
-     its backbone starting from the released model's (pretrained/RELEASE/backbone.weights.h5,
-     the stand-in for the ImageNet weights nothing may download here); `--from_scratch` trains
-     every weight from random instead
+     its backbone starting from the released model's (exported once to cache/backbones/: the stand-in
+     for the ImageNet weights nothing may download here); `--from_scratch` trains every weight
+     from random instead
   4. evaluation of that run and of the released model on the same test split, each beside the
      mean-body baseline (python -m eval.h36m ... --baseline mean_pose)
   5. pictures: python tools/demo.py on a few synthetic test images with the released model
@@ -40,6 +40,18 @@ def run(*cmd):
     print(f"  ({time.time() - started:.0f} s)", flush=True)
 
 
+def export_backbone(release, path):
+    """The released model's trained CNN as a Keras weights file (`model.backbone.weights=`)."""
+    from models.backbones import save_cnn_weights
+    from pose_era import checkpoints
+    _, model, step = checkpoints.restore(release)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(path).with_name(Path(path).stem + ".tmp.weights.h5")
+    save_cnn_weights(model.get_layer("backbone"), tmp)
+    os.replace(tmp, path)
+    print(f"backbone of {release} (step {step}) -> {path}", flush=True)
+
+
 def summary_row(name, result):
     return f"{name:<34} {result['mpjpe']:8.1f} {result['pa_mpjpe']:9.1f} {result['mpvpe']:7.1f}"
 
@@ -68,7 +80,12 @@ def main(argv=None):
             "--image-size", str(data.image_size))
     overrides = [f"train.steps={args.steps}"] if args.steps else []
     if not args.from_scratch:
-        overrides.append(f"model.backbone.weights={RELEASE}/backbone.weights.h5")
+        from pose_era import checkpoints
+        step = checkpoints.step_of(checkpoints.find(RELEASE)[1])
+        backbone = Path("cache", "backbones", f"{Path(RELEASE).name}-{step}.weights.h5")
+        if not backbone.is_file():
+            export_backbone(RELEASE, backbone)
+        overrides.append(f"model.backbone.weights={backbone}")
     run("-m", "pose_era.train", "--config", CONFIG, "--workdir", WORKDIR,
         *(["--set", *overrides] if overrides else []))
     run("-m", "eval.h36m", "--ckpt", WORKDIR, "--baseline", "mean_pose")
