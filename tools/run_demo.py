@@ -53,7 +53,7 @@ def export_backbone(release, path):
 
 
 def summary_row(name, result):
-    return f"{name:<34} {result['mpjpe']:8.1f} {result['pa_mpjpe']:9.1f} {result['mpvpe']:7.1f}"
+    return f"{name:<44} {result['mpjpe']:8.1f} {result['pa_mpjpe']:9.1f} {result['mpvpe']:7.1f}"
 
 
 def main(argv=None):
@@ -100,7 +100,7 @@ def main(argv=None):
     released = json.loads(next(Path(WORKDIR, "eval", "released").glob("*.json")).read_text())
     base = mine["baselines"]["mean_pose"]
     print(f"\nsynthetic test split {synth} ({mine['count']} images), mm:")
-    print(f"{'':<34} {'MPJPE':>8} {'PA-MPJPE':>9} {'MPVPE':>7}")
+    print(f"{'':<44} {'MPJPE':>8} {'PA-MPJPE':>9} {'MPVPE':>7}")
     print(summary_row(f"this demo's run ({WORKDIR})", mine))
     print(summary_row(f"released model ({RELEASE})", released))
     print(summary_row("mean body (baseline)", base))
