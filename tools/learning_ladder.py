@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pose_era import config as config_lib, ladder, tasks  # noqa: E402
+from pose_era import config as config_lib, io, ladder, tasks  # noqa: E402
 
 
 def main(argv=None):
@@ -47,7 +47,7 @@ def main(argv=None):
         int(i["image"].shape[0]) for i, _ in batches))
     print(json.dumps(result, indent=2))
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+        io.write_json(args.out, result)
     return 0
 
 
