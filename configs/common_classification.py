@@ -42,7 +42,7 @@ def classification_config(arg, *, dataset, model, image_size, epochs, batch_size
         stem="cifar",              # resnet18 only: cifar (3x3 conv) | imagenet (7x7/2 + pool)
     )
 
-    # Training (pose_era/train.py); train.steps > 0 overrides train.epochs.
+    # Training (training/driver.py); train.steps > 0 overrides train.epochs.
     config.train = dict(
         epochs=epochs,
         steps=0,

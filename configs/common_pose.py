@@ -95,7 +95,7 @@ def pose_config(arg, *, name, backbone, head_kind, width):
         for term in THREE_D_TERMS:
             config.loss[term] = 0.0
 
-    # Training (pose_era/train.py).
+    # Training (training/driver.py).
     config.train = dict(
         steps=(14_000 if long else 1_500) if cpu else 200_000,
         epochs=0,

@@ -27,7 +27,7 @@ import math
 
 import tensorflow as tf
 
-from data_pipelines import constants
+from pose_era import constants
 from data_pipelines.images import map_keypoints, warp
 from pose_era import geometry
 

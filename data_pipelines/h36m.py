@@ -25,7 +25,8 @@ import zipfile
 
 import numpy as np
 
-from data_pipelines import constants, schema
+from pose_era import constants
+from data_pipelines import schema
 from data_pipelines.source import FileSource
 from pose_era import safe_pickle
 

@@ -9,7 +9,7 @@ rest pose itself: up = head - pelvis and left = left hip - right hip of the H36M
 import numpy as np
 import tensorflow as tf
 
-from data_pipelines.constants import H36M17_NAMES
+from pose_era.constants import H36M17_NAMES
 from pose_era import geometry
 
 _PELVIS, _RHIP, _LHIP, _HEAD = (H36M17_NAMES.index(n) for n in

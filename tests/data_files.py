@@ -9,7 +9,7 @@ import os
 import cv2
 import numpy as np
 
-from data_pipelines import constants
+from pose_era import constants
 
 WIDTH, HEIGHT = 320, 240
 K_FULL = np.array([[400.0, 0.0, 150.0], [0.0, 410.0, 125.0], [0.0, 0.0, 1.0]])

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipelines import augment, constants, images
+from data_pipelines import augment, images
+from pose_era import constants
 from pose_era import geometry
 from pose_era.body import BodyModel
 from tests import data_files as files

@@ -1,12 +1,12 @@
-"""pose_era/blazepose: MediaPipe's anchor, NMS and ROI rules against hand-worked cases, the ROI
+"""eval/blazepose: MediaPipe's anchor, NMS and ROI rules against hand-worked cases, the ROI
 warp against the landmark decoding, and the models on rendered people (ground truth known)."""
 import math
 
 import numpy as np
 import pytest
 
-from data_pipelines import constants
-from pose_era.blazepose import BlazePose, detector, keypoints, landmarks
+from pose_era import constants
+from eval.blazepose import BlazePose, detector, keypoints, landmarks
 from tests.anny_scenes import scenes
 
 

@@ -17,9 +17,9 @@ import tensorflow as tf
 from data_pipelines import classification as data
 from models import classifiers
 from pose_era import config as config_lib
-from pose_era import train
+from training import driver as train
 from pose_era.era import ERA, build_activation, build_norm
-from pose_era.tasks import classification as task
+from training.tasks import classification as task
 
 CONFIGS = ["digits_fcn", "digits_cnn", "mnist_fcn", "mnist_cnn", "cifar10_fcn", "cifar10_cnn",
            "imagenet_resnet18"]

@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from data_pipelines import coco, constants
+from data_pipelines import coco
+from pose_era import constants
 from tests import data_files as files
 
 SIZE = 64

@@ -13,8 +13,9 @@ import tensorflow as tf
 import trimesh
 from PIL import Image
 
-from data_pipelines import constants, images
-from data_pipelines.synthetic import renderer
+from pose_era import constants
+from data_pipelines import images
+from pose_era import renderer
 from eval import demo as pipeline
 from pose_era import geometry
 from tests.anny_scenes import scenes

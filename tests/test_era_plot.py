@@ -64,7 +64,7 @@ def test_cli_missing_checkpoint_is_one_line_and_exit_2(tmp_path, capsys):
 
 def test_cli_end_to_end_on_a_tiny_classification_workdir(tmp_path, capsys):
     from pose_era import config as config_lib
-    from pose_era import tasks
+    from training import tasks
 
     config = config_lib.load_config("digits_fcn")
     config_lib.apply_overrides(config, ["model.activation=era"])

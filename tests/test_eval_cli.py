@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipelines import constants, images
+from pose_era import constants
+from data_pipelines import images
 from eval import h36m as cli
 from eval import metrics, report
 from models.mean_body import mean_body

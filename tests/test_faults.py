@@ -22,7 +22,8 @@ import tensorflow as tf
 from data_pipelines import h36m
 from data_pipelines.synthetic import records
 from eval import h36m as eval_cli
-from pose_era import checkpoints, config as config_lib, io, train
+from pose_era import config as config_lib, io
+from training import checkpoints, driver as train
 from tests import tiny_pose_workdir
 from tests.test_smpl_convert import _fake_smpl, _write_smpl_pkl
 

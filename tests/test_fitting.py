@@ -1,4 +1,4 @@
-"""pose_era/fitting.py on rendered people: fitting the mean body to ground-truth or BlazePose
+"""eval/fitting.py on rendered people: fitting the mean body to ground-truth or BlazePose
 2D keypoints lowers PA-MPJPE against the ground-truth 3D joints, and never returns non-finite
 values; samples of a batch do not influence each other."""
 import numpy as np
@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from eval.metrics import pa_mpjpe
 from models.mean_body import mean_body
-from pose_era.blazepose import BlazePose
-from pose_era.fitting import FitOptions, Fitter
+from eval.blazepose import BlazePose
+from eval.fitting import FitOptions, Fitter
 from tests.anny_scenes import SIZE, anny_body, scenes
 from tests.tiny_body import tiny_body_model
 

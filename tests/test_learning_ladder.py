@@ -1,4 +1,4 @@
-"""Rung 1 of the learning ladder (pose_era/ladder.py): a tiny pose model memorises one batch.
+"""Rung 1 of the learning ladder (training/ladder.py): a tiny pose model memorises one batch.
 
 The pose config's CPU variant as make demo trains it (its loss, BatchNorm momentum, clipping,
 learning rate), shrunk to 64 px and the stick-figure body. Eight fixed noise images, each with
@@ -11,7 +11,8 @@ import numpy as np
 import tensorflow as tf
 
 from models.markerposer_pretrain import sample_bodies
-from pose_era import config as config_lib, geometry, ladder
+from pose_era import config as config_lib, geometry
+from training import ladder
 from pose_era.body import BodyModel, format as body_format
 from tests.tiny_body import tiny_body_arrays
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from data_pipelines import constants
+from pose_era import constants
 from eval import metrics
 
 

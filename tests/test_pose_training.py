@@ -2,7 +2,8 @@
 import numpy as np
 import tensorflow as tf
 
-from pose_era import checkpoints, config as config_lib, train
+from pose_era import config as config_lib
+from training import checkpoints, driver as train
 
 
 def _config(tmp_path, steps):

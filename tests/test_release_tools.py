@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from models.backbones import build_backbone
-from pose_era import checkpoints
+from training import checkpoints
 from tests.tiny_pose_workdir import IMAGE_SIZE, STEP, make_workdir
 from tools import plot_training, release_model, run_demo
 

@@ -6,7 +6,7 @@ import pytest
 from matplotlib.path import Path as PolyPath
 from scipy.spatial import ConvexHull
 
-from data_pipelines.synthetic import renderer as R
+from pose_era import renderer as R
 
 H, W = 40, 48
 K = np.array([[60.0, 0, 23.7], [0, 55.0, 19.3], [0, 0, 1]], np.float32)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pose_era import checkpoints, config as config_lib, train
+from pose_era import config as config_lib
+from training import checkpoints, driver as train
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = "tests/toy_config.py"

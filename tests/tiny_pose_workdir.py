@@ -8,7 +8,7 @@ front of each crop's camera, which is all the geometry tests need.
 import tensorflow as tf
 
 from pose_era import config as config_lib
-from pose_era import tasks
+from training import tasks
 from pose_era.body import format as body_format
 from tests.tiny_body import tiny_body_arrays
 

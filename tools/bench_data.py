@@ -117,7 +117,7 @@ def time_pipeline(config, batches):
 
 def time_step(config_name, synth_dir, size, batch, steps):
     """images/s of the pose model's training step (config `config_name`) on one batch."""
-    from pose_era import tasks
+    from training import tasks
     from pose_era.config import load_config
     config = load_config(config_name)
     with config.unlocked():

@@ -26,10 +26,10 @@ import numpy as np  # noqa: E402
 from data_pipelines.synthetic.scene import SceneMaker, example_seed  # noqa: E402
 from eval import demo  # noqa: E402
 from eval.metrics import pa_mpjpe  # noqa: E402
-from pose_era import checkpoints  # noqa: E402
-from pose_era.blazepose import BlazePose  # noqa: E402
-from pose_era.fitting import FitOptions, Fitter  # noqa: E402
-from pose_era.tasks import pose  # noqa: E402
+from training import checkpoints  # noqa: E402
+from eval.blazepose import BlazePose  # noqa: E402
+from eval.fitting import FitOptions, Fitter  # noqa: E402
+from training.tasks import pose  # noqa: E402
 
 SIZE = 480
 

@@ -60,7 +60,7 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, default=20, help="frames per timing run")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    from data_pipelines.synthetic import renderer
+    from pose_era import renderer
     from pose_era.body import BodyModel, default_body_model_path
     try:
         body = BodyModel.load(args.body or default_body_model_path())

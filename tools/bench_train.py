@@ -5,7 +5,7 @@ Usage: python tools/bench_train.py [--configs mixer_64,transformer_64,...] [--im
 
 For each config two models are built in this one process: the config as it is (ERA, degree from
 the config) and the same config with `model.activation=gelu`. Each gets the training driver's own
-step (`pose_era.train.Trainer`: forward, every loss, gradients, clipping, Adam update; graph mode,
+step (`training.driver.Trainer`: forward, every loss, gradients, clipping, Adam update; graph mode,
 no XLA) and a graph-mode inference call, both fed one fixed batch of random inputs of the
 example schema's shapes (no dataset needed). Repeats are interleaved (ERA train, GELU train, ERA
 infer, GELU infer, then again), so load from other processes hits both models alike; the table
@@ -103,8 +103,8 @@ class Bench:
     def __init__(self, name, activation, size, batch, workdir):
         import tensorflow as tf
         from pose_era import config as config_lib
-        from pose_era.tasks import pose
-        from pose_era.train import Trainer
+        from training.tasks import pose
+        from training.driver import Trainer
 
         config = config_lib.apply_overrides(config_lib.load_config(name), [
             f"model.activation={activation}", f"data.image_size={size}",

@@ -1,6 +1,6 @@
 """The digits activation ablation: FCN and CNN with each activation, mean ± std test accuracy.
 
-Trains configs/digits_fcn.py and configs/digits_cnn.py through the one driver (pose_era.train's
+Trains configs/digits_fcn.py and configs/digits_cnn.py through the one driver (training.driver.s
 Trainer, in this process, one run after another) for relu, leaky_relu, swish, gelu, ERA swish-init
 degree 2 and 4, and ERA random-init (degree 2), over several seeds, and prints a markdown table.
 
@@ -31,7 +31,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from pose_era import config as config_lib  # noqa: E402
-from pose_era import train  # noqa: E402
+from training import driver as train  # noqa: E402
 
 MODELS = {"fcn": "digits_fcn", "cnn": "digits_cnn"}
 VARIANTS = {

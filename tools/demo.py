@@ -40,13 +40,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from eval import demo, demo_outputs  # noqa: E402
 from eval.demo import DemoError  # noqa: E402
 from eval.h36m import EvalError, open_checkpoint  # noqa: E402
-from pose_era import checkpoints  # noqa: E402
-from pose_era.blazepose import BlazePose  # noqa: E402
-from pose_era.blazepose.assets import ModelsMissing  # noqa: E402
-from pose_era.checkpoints import CheckpointError  # noqa: E402
+from training import checkpoints  # noqa: E402
+from eval.blazepose import BlazePose  # noqa: E402
+from eval.blazepose.assets import ModelsMissing  # noqa: E402
+from training.checkpoints import CheckpointError  # noqa: E402
 from pose_era.config import ConfigError  # noqa: E402
-from pose_era.fitting import Fitter  # noqa: E402
-from pose_era.tasks import pose  # noqa: E402
+from eval.fitting import Fitter  # noqa: E402
+from training.tasks import pose  # noqa: E402
 
 DEFAULT_CKPT = "pretrained/mixer_64_synth"
 DEFAULT_OUT = "demo_out"

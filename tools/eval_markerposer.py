@@ -24,9 +24,10 @@ import numpy as np  # noqa: E402
 from eval import h36m  # noqa: E402
 from models import markerposer as mp  # noqa: E402
 from models import markerposer_pretrain as pre  # noqa: E402
-from pose_era import checkpoints, geometry, losses  # noqa: E402
+from pose_era import geometry, losses  # noqa: E402
+from training import checkpoints  # noqa: E402
 from pose_era.body import BodyModel, default_body_model_path  # noqa: E402
-from pose_era.tasks import pose  # noqa: E402
+from training.tasks import pose  # noqa: E402
 
 GAUSS_MEAN_NORM = 2 * math.sqrt(2 / math.pi)   # E|x| for x ~ N(0, I_3)
 

@@ -4,14 +4,14 @@ Usage:
     python tools/fetch_blazepose.py
 
 Downloads the pinned mediapipe 0.10.21 wheel with pip (no install), checks its SHA-256 and
-extracts pose_detection.tflite and pose_landmark_full.tflite (pose_era/blazepose/assets.py).
+extracts pose_detection.tflite and pose_landmark_full.tflite (eval/blazepose/assets.py).
 """
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pose_era.blazepose import assets  # noqa: E402
+from eval.blazepose import assets  # noqa: E402
 
 
 def main():

@@ -1,4 +1,4 @@
-"""Rung 2 of the learning ladder (pose_era/ladder.py): the real pose config memorises N images.
+"""Rung 2 of the learning ladder (training/ladder.py): the real pose config memorises N images.
 
     python tools/learning_ladder.py [--config mixer_64:cpu] [--images 64] [--steps 800]
                                     [--set KEY=VALUE ...] [--out FILE.json]
@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pose_era import config as config_lib, io, ladder, tasks  # noqa: E402
+from pose_era import config as config_lib, io  # noqa: E402
+from training import ladder, tasks  # noqa: E402
 
 
 def main(argv=None):

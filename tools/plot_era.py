@@ -5,7 +5,7 @@ density of the layer's pre-activations shaded behind (as the ERA paper's figures
 
 Usage: python tools/plot_era.py --ckpt WORKDIR_OR_CKPT_PREFIX [--out DIR] [--batches N]
 
-The model and its config come from pose_era.checkpoints.restore; the pre-activations from the
+The model and its config come from training.checkpoints.restore; the pre-activations from the
 first N batches of the task's evaluation data. PNGs go to DIR (default: WORKDIR/era_plots).
 """
 import argparse
@@ -36,7 +36,7 @@ def main(argv=None):
 
     import tensorflow as tf
 
-    from pose_era import checkpoints, tasks
+    from training import checkpoints, tasks
     from pose_era.era.plot import plot_era_layers
 
     try:

@@ -43,7 +43,7 @@ def run(*cmd):
 def export_backbone(release, path):
     """The released model's trained CNN as a Keras weights file (`model.backbone.weights=`)."""
     from models.backbones import save_cnn_weights
-    from pose_era import checkpoints
+    from training import checkpoints
     _, model, step = checkpoints.restore(release)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(path).with_name(Path(path).stem + ".tmp.weights.h5")
@@ -80,7 +80,7 @@ def main(argv=None):
             "--image-size", str(data.image_size))
     overrides = [f"train.steps={args.steps}"] if args.steps else []
     if not args.from_scratch:
-        from pose_era import checkpoints
+        from training import checkpoints
         step = checkpoints.step_of(checkpoints.find(RELEASE)[1])
         backbone = Path("cache", "backbones", f"{Path(RELEASE).name}-{step}.weights.h5")
         if not backbone.is_file():

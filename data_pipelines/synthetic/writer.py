@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data_pipelines import constants
+from pose_era import constants
 from pose_era.io import sha256_of
 
 FORMAT = "pose_era synthetic dataset v1"

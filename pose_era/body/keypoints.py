@@ -16,9 +16,9 @@ own joints is written in docs/body.md.
 """
 import numpy as np
 
-from data_pipelines import constants
+from pose_era import constants
 
-# The one home of keypoint orders is data_pipelines.constants (SPIN's H36M-17 order: left leg
+# The one home of keypoint orders is pose_era.constants (SPIN's H36M-17 order: left leg
 # first; COCO-17 as in the annotation files).
 H36M17_NAMES = constants.H36M17_NAMES
 COCO17_NAMES = constants.COCO17_NAMES

@@ -1,6 +1,6 @@
 """Image classification as a task of the one training driver (docs/contracts.md, Task interface).
 
-Plugs models/classifiers.py and data_pipelines/classification.py into pose_era.train: softmax
+Plugs models/classifiers.py and data_pipelines/classification.py into training.driver: softmax
 cross-entropy per example, accuracy as the metric, and L2 only on conv/dense kernels (the driver
 adds it), never on ERA or normalisation parameters, as in the ERA reference training.
 """

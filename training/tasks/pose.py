@@ -87,7 +87,7 @@ def summarize(model, config, step, writer):
     every = int(config.train.get("image_every", 0) or 0)
     if not every or step % every:
         return
-    from data_pipelines.synthetic import renderer  # rendering is optional for training
+    from pose_era import renderer  # rendering is optional for training
 
     inputs, _ = next(iter(eval_dataset(config).take(1)))
     outputs = model(inputs, training=False)

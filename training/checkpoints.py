@@ -24,7 +24,7 @@ from tensorflow.python.checkpoint import checkpoint_management
 from tensorflow.python.checkpoint.checkpoint_management import CheckpointState
 
 from pose_era import config as config_lib
-from pose_era import tasks
+from training import tasks
 
 INDEX = "checkpoint"
 _PREFIX_RE = re.compile(r"^ckpt-(\d+)\.index$")

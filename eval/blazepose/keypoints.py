@@ -4,7 +4,7 @@ COCO-17: all 17 are BlazePose landmarks of the same name (nose, eyes, ears, shou
 elbows, wrists, hips, knees, ankles). Caveats: BlazePose's eye is the eyeball centre (COCO's
 too), its hips sit a little higher and wider than COCO annotators' (and than our body model's
 coco17 regressor), which the fit absorbs as a few pixels of bias.
-H36M-17 (SPIN's order, data_pipelines.constants): hips, knees, ankles, shoulders, elbows,
+H36M-17 (SPIN's order, pose_era.constants): hips, knees, ankles, shoulders, elbows,
 wrists are landmarks; the others are SYNTHESISED as fixed combinations, so they are rough:
 pelvis = mid-hip; thorax = mid-shoulder; spine = mean of pelvis and thorax; jaw (H36M's
 neck/nose slot) = mean of the mouth corners and the thorax... weighted 3:1 towards the mouth;
@@ -13,8 +13,8 @@ is the lowest of its landmarks'.
 """
 import numpy as np
 
-from data_pipelines import constants
-from pose_era.blazepose.landmarks import NAMES, NUM_POSE
+from pose_era import constants
+from eval.blazepose.landmarks import NAMES, NUM_POSE
 
 
 def _combination(spec):

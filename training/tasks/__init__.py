@@ -1,4 +1,4 @@
-"""Tasks plug a model, its data and its loss into the one training driver (pose_era.train).
+"""Tasks plug a model, its data and its loss into the one training driver (training.driver).
 
 The interface each task module implements is written down in docs/contracts.md ("Task
 interface"); `get` turns `config.task` into the module.
@@ -14,7 +14,7 @@ def available():
 
 
 def get(name):
-    """Returns the module `pose_era.tasks.<name>`, or any importable dotted module path.
+    """Returns the module `training.tasks.<name>`, or any importable dotted module path.
 
     An unknown name is a ConfigError.
     """
@@ -22,4 +22,4 @@ def get(name):
         return importlib.import_module(name)
     if name not in available():
         raise ConfigError(f"unknown task '{name}'; choose one of: {', '.join(available())}")
-    return importlib.import_module(f"pose_era.tasks.{name}")
+    return importlib.import_module(f"training.tasks.{name}")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pose_era.blazepose import assets, detector, keypoints, landmarks
+from eval.blazepose import assets, detector, keypoints, landmarks
 
 
 @dataclass

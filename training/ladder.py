@@ -17,7 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pose_era import losses, tasks
+from pose_era import losses
+from training import tasks
 
 
 def centred_marker_error(model, inputs, targets, training):
