@@ -7,7 +7,8 @@ learning-rate boundaries with it, for smoke tests on a CPU.
 """
 import ml_collections
 
-from pose_era.config import ConfigError
+from configs.common_train import optimizer_section, train_section
+from training.config import ConfigError
 
 def classification_config(arg, *, dataset, model, image_size, epochs, batch_size, lr,
                           boundaries, l2=1e-3, eval_batch_size=500, quick_epochs=1,
@@ -43,34 +44,24 @@ def classification_config(arg, *, dataset, model, image_size, epochs, batch_size
     )
 
     # Training (training/driver.py); train.steps > 0 overrides train.epochs.
-    config.train = dict(
+    config.train = train_section(
         epochs=epochs,
-        steps=0,
         batch_size=batch_size,
-        seed=0,
         log_every=log_every,
         ckpt_every=ckpt_every,
         eval_every=eval_every,     # 0: evaluate at the end only
-        jit_compile="auto",        # on where a GPU is visible
-        mixed_precision="float32",
     )
 
-    # Optimizer: the supplement's SGD with momentum, L2 on conv/dense kernels only.
-    config.optimizer = dict(
+    config.optimizer = optimizer_section(
         name="sgd",
         lr=lr,
         momentum=0.9,
-        schedule="piecewise",        # constant | piecewise | exponential | cosine
-        warmup_steps=0,              # cosine only: linear warm-up from 0
-        final_lr_fraction=0.0,       # cosine only: lr at the last step, as a fraction of lr
+        schedule="piecewise",
         boundaries=tuple(boundaries),  # in epochs
-        factor=0.1,
         decay_rate=0.1,            # exponential schedule only
         decay_steps=1000,          # exponential schedule only
         l2=l2,
-        clip_norm=0.0,             # 0: no gradient clipping
     )
 
-    # Evaluation: loss and accuracy over the whole test set.
     config.eval = dict(batch_size=eval_batch_size)
     return config

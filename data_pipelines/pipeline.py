@@ -19,8 +19,9 @@ Sharding happens on the cheap record indices (or TFRecord files) before any imag
 each worker reads only its share; shuffling is of indices too (a full shuffle of 312k Human3.6M
 records costs 2.5 MB), and all parallelism is tf.data.AUTOTUNE.
 The body model (when given) fixes the label sizes and supplies the flip permutations and the
-rest root joint augmentation needs (see data_pipelines.augment); without it sizes come from
-config.data.{num_markers, num_betas, num_joints} and flipped/rotated examples lose has_params.
+rest root joint augmentation needs (see data_pipelines.augment); without it the sizes are
+`sizes` (default: the Anny file's) and flipped/rotated examples lose has_params. Every
+config.data key read here is declared in configs/common_pose.py (`data_section`).
 """
 import os
 from pathlib import Path
@@ -55,12 +56,11 @@ def synthetic_dir(config):
     """data.dir, or cache/synth/<train>_<test>_<seed>_<image size>[_yaw<max yaw>] under
     $POSE_ERA_CACHE (default: the repository's cache/)."""
     data = _data(config)
-    if data.get("dir"):
+    if data.dir:
         return str(data.dir)
     cache = os.environ.get("POSE_ERA_CACHE") or str(Path(__file__).resolve().parents[1] / "cache")
-    name = (f"{data.get('synth_train', 0)}_{data.get('synth_test', 0)}_"
-            f"{data.get('synth_seed', 0)}_{data.image_size}")
-    max_yaw = float(data.get("synth_max_yaw", 180.0))
+    name = f"{data.synth_train}_{data.synth_test}_{data.synth_seed}_{data.image_size}"
+    max_yaw = float(data.synth_max_yaw)
     if max_yaw != 180.0:
         name += f"_yaw{max_yaw:g}"
     return os.path.join(cache, "synth", name)
@@ -71,17 +71,16 @@ def _synthetic_folder(config):
     dataset is made there (or in the default cache folder) on first use."""
     data = _data(config)
     directory = synthetic_dir(config)
-    body = config.get("body", {}).get("path") or None
-    if data.get("dir") and os.path.isdir(directory):
+    body = config.body.path or None
+    if data.dir and os.path.isdir(directory):
         from data_pipelines.synthetic.writer import check_body_model
         check_body_model(directory, body)  # labels sized for another body model fail late
         return directory
     from data_pipelines.synthetic import ensure_synthetic_dataset
-    return str(ensure_synthetic_dataset(directory, int(data.get("synth_train", 0)),
-                                        int(data.get("synth_test", 0)),
-                                        int(data.get("synth_seed", 0)), body_path=body,
+    return str(ensure_synthetic_dataset(directory, int(data.synth_train), int(data.synth_test),
+                                        int(data.synth_seed), body_path=body,
                                         image_size=int(data.image_size),
-                                        max_yaw=float(data.get("synth_max_yaw", 180.0))))
+                                        max_yaw=float(data.synth_max_yaw)))
 
 
 def _file_source(config, name, split, sizes):
@@ -93,18 +92,17 @@ def _file_source(config, name, split, sizes):
         return h36m.source(os.path.join(directory, "synth_test.npz"), directory, size, sizes,
                            name="synthetic_test")
     if name == "h36m":
-        if not data.get("dir"):
+        if not data.dir:
             raise ValueError(f"data.dir is empty; set it to the folder with {h36m.WHERE}")
-        path = h36m.split_path(data.dir, split, data.get("protocol", 2))
-        return h36m.source(path, None, size, sizes, data.get("h36m_intrinsics", "auto"))
-    if data.get("coco_json"):
-        json_path, images = data.coco_json, data.get("coco_images") or os.path.dirname(
-            data.coco_json)
-    elif data.get("dir"):
+        path = h36m.split_path(data.dir, split, data.protocol)
+        return h36m.source(path, None, size, sizes, data.h36m_intrinsics)
+    if data.coco_json:
+        json_path, images = data.coco_json, data.coco_images or os.path.dirname(data.coco_json)
+    elif data.dir:
         json_path, images = coco.split_paths(data.dir, split)
     else:
         raise ValueError(f"set data.coco_json and data.coco_images (or data.dir) to {coco.WHERE}")
-    return coco.source(json_path, images, size, sizes, int(data.get("coco_min_keypoints", 6)))
+    return coco.source(json_path, images, size, sizes, int(data.coco_min_keypoints))
 
 
 def _shard_range(n, input_context):
@@ -144,7 +142,7 @@ def _synthetic_train(config, input_context, seed, sizes):
                        num_parallel_calls=tf.data.AUTOTUNE)
     if k > 1 and not by_file:
         ds = ds.shard(k, input_context.input_pipeline_id)
-    ds = ds.shuffle(int(data.get("shuffle_buffer", 1000)), seed=seed,
+    ds = ds.shuffle(int(data.shuffle_buffer), seed=seed,
                     reshuffle_each_iteration=True)
     size = int(data.image_size)
     # No ignore_errors: these files are written atomically by our own writer, so an error here
@@ -164,13 +162,13 @@ def num_examples(config, split):
         from data_pipelines.synthetic.writer import read_meta
         return int(read_meta(_synthetic_folder(config))["train"])
     n = len(_file_source(config, name, "train" if split == "train" else "test",
-                         label_sizes(config)))
-    return min(n, int(data.val_size)) if split == "val" and data.get("val_size") else n
+                         schema.LabelSizes()))
+    return min(n, int(data.val_size)) if split == "val" and data.val_size else n
 
 
 def augment_config(config):
     """data.augment: True/False, or a section with AugmentConfig fields (+ enabled)."""
-    value = _data(config).get("augment", True)
+    value = _data(config).augment
     if isinstance(value, bool):
         return augment_lib.AugmentConfig() if value else None
     section = dict(value)
@@ -179,34 +177,30 @@ def augment_config(config):
     return augment_lib.AugmentConfig.from_config(section)
 
 
-def label_sizes(config, body_model=None):
-    return (schema.LabelSizes.from_body_model(body_model) if body_model is not None
-            else schema.LabelSizes.from_config(config))
-
-
-def build_dataset(config, split, input_context=None, body_model=None):
+def build_dataset(config, split, input_context=None, body_model=None, sizes=None):
     """The batched tf.data.Dataset of `split` ("train" | "test" | "val") for one input
-    pipeline (see the module docstring)."""
+    pipeline (see the module docstring). `sizes`: the label sizes when no body model is given."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     data = _data(config)
-    sizes = label_sizes(config, body_model)
+    if body_model is not None:
+        sizes = schema.LabelSizes.from_body_model(body_model)
+    sizes = sizes or schema.LabelSizes()
     names = source_names(config)
-    seed = int(data.get("seed", config.get("train", {}).get("seed", 0)))
+    seed = int(config.train.seed if data.seed is None else data.seed)
     if input_context is not None:
         seed += 1000 * input_context.input_pipeline_id
-    global_batch = int(config.train.batch_size if split == "train" else
-                       config.get("eval", {}).get("batch_size", config.train.batch_size))
+    global_batch = int(config.train.batch_size if split == "train" else config.eval.batch_size)
     batch = (input_context.get_per_replica_batch_size(global_batch) if input_context
              else global_batch)
 
     if split != "train":
         src = _file_source(config, names[0], "test", sizes)
-        limit = data.get("val_size", 0) if split == "val" else None
+        limit = data.val_size if split == "val" else None
         ds = _file_examples(src, input_context, None, limit)
         return ds.batch(batch).prefetch(tf.data.AUTOTUNE)
 
-    weights = [float(w) for w in data.get("mix_weights", ())] or [1.0] * len(names)
+    weights = [float(w) for w in data.mix_weights] or [1.0] * len(names)
     if len(weights) != len(names):
         raise ValueError(f"data.mix_weights has {len(weights)} entries for {len(names)} "
                          f"sources ({'+'.join(names)})")

@@ -26,16 +26,6 @@ class LabelSizes:
         """The sizes of a pose_era.body.BodyModel."""
         return cls(body.num_markers, body.num_betas, body.num_joints)
 
-    @classmethod
-    def from_config(cls, config):
-        """config.data.{num_markers, num_betas, num_joints} (num_markers also from
-        config.model.num_markers), each defaulting to the Anny file's."""
-        data, default = config.data, cls()
-        markers = config.get("model", {}).get("num_markers", default.num_markers)
-        return cls(int(data.get("num_markers", markers)),
-                   int(data.get("num_betas", default.num_betas)),
-                   int(data.get("num_joints", default.num_joints)))
-
 
 def shapes(sizes, image_size):
     """Static shape of every key of an example."""

@@ -2,12 +2,12 @@
 
 Used by tools/demo.py (the CLI) and tools/bench_demo.py (its measurements), so both run the
 same code. Steps (docs/eval_demo.md):
-1. people: BlazePose (pose_era.blazepose) finds them and their 33 landmarks; with a given box
+1. people: BlazePose (eval.blazepose) finds them and their 33 landmarks; with a given box
    (--bbox) the landmark model runs on a square ROI around that box instead of the detector's;
 2. crop: a square 1.2 x the person box's longer side (SPIN's scaleFactor), resized to the
    network's input with the readers' warp, and its intrinsics (pose_era.geometry);
 3. network: the pose model's prediction in the photo's camera frame;
-4. fit (optional): pose_era.fitting refines pose, shape and translation to the COCO-17
+4. fit (optional): eval.fitting refines pose, shape and translation to the COCO-17
    keypoints mapped from the landmarks, in the crop's camera.
 The camera of an unknown photo: focal sqrt(W^2 + H^2), principal point at the centre.
 """
@@ -20,9 +20,9 @@ import tensorflow as tf
 
 from data_pipelines import images
 from pose_era import geometry
-from pose_era.blazepose import Person as Landmarks
-from pose_era.blazepose import detector as bp_detector
-from pose_era.blazepose import landmarks as bp_landmarks
+from eval.blazepose import Person as Landmarks
+from eval.blazepose import detector as bp_detector
+from eval.blazepose import landmarks as bp_landmarks
 
 ENLARGE = 1.2        # crop side = 1.2 x the person box's longer side (SPIN's scaleFactor)
 BBOX_ROI_SCALE = 1.25  # landmark ROI around a given box: its longer side x this (MediaPipe's)
@@ -124,7 +124,7 @@ class Person:
     K_crop: np.ndarray
     pred: dict                      # rotmats, betas, transl, vertices, h36m17, coco17, ...
     stages: list = field(default_factory=list)
-    landmarks: object = None        # pose_era.blazepose.Person, when the landmarks ran
+    landmarks: object = None        # eval.blazepose.Person, when the landmarks ran
     keypoints: np.ndarray = None    # (17, 3) COCO-17 photo pixels + visibility
     network: dict = None            # the network's prediction when a fit replaced `pred`
     fit: dict = None                # reprojection errors (photo pixels), steps, reverted

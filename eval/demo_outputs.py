@@ -1,7 +1,7 @@
 """The demo's files for one person: mesh (.obj/.ply), parameters JSON, overlay and side PNGs.
 
 Written atomically (temporary name, then rename). Keys of the JSON are documented in
-docs/eval_demo.md. The pictures use the NumPy rasteriser (data_pipelines/synthetic/renderer.py),
+docs/eval_demo.md. The pictures use the NumPy rasteriser (pose_era/renderer.py),
 imported only here, so the model never depends on rendering.
 """
 import json
@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 import trimesh
 
-from data_pipelines import constants
+from pose_era import constants
 from pose_era import geometry
 
 # COCO-17 limbs drawn on the overlay (index pairs into constants.COCO17_NAMES).
@@ -113,7 +113,7 @@ def write_pictures(out, stem, image, person, faces, compare=False):
     """STEM_overlay.png (mesh over the photo, person box in green, keypoints) and
     STEM_side.png (mesh turned 90 degrees; with compare, our H36M-17 joints in red and
     BlazePose's world landmarks mapped to H36M-17, placed at our pelvis, in blue)."""
-    from data_pipelines.synthetic import renderer  # only the pictures need it
+    from pose_era import renderer  # only the pictures need it
 
     h, w = image.shape[:2]
     vertices, K = person.pred["vertices"], person.K_full

@@ -9,21 +9,23 @@ and return NumPy arrays.
 Conventions (SPIN, followed by most later work):
 - joints come in H36M-17 order (the body model's `h36m17` regressor, the schema's `j3d`) or in
   SPIN's J24 ground-truth order; both are reduced to SPIN's 14 LSP-order joints with the maps of
-  `data_pipelines.constants` (H36M_TO_J14, J24_TO_J14);
+  `pose_era.constants` (H36M_TO_J14, J24_TO_J14);
 - MPJPE subtracts the pelvis from prediction and ground truth first. pelvis="spin": the H36M
   pelvis joint (regressed joint 0; J24 "Pelvis (MPII)"), as SPIN and PARE; pelvis="hips": the
   midpoint of the two hips, as VIBE and BEDLAM;
 - PA-MPJPE similarity-aligns the 14 joints by Procrustes (`pose_era.geometry.procrustes_align`:
   scale, rotation, translation, never a reflection);
 - MPVPE: mean vertex distance after subtracting each mesh's pelvis (align="pelvis", BEDLAM and
-  this project's default) or with no alignment at all (align="none", VIBE and PARE).
+  this project's default; VIBE and PARE compare meshes posed without the camera translation,
+  which this matches up to the pelvis offset) or with no alignment at all (align="none": raw
+  camera-frame vertices, the translation error included).
 An error is the mean Euclidean distance over joints (vertices) of one sample; averaging over the
 set is left to the caller, so per-action breakdowns come for free.
 """
 import numpy as np
 import tensorflow as tf
 
-from data_pipelines import constants
+from pose_era import constants
 from pose_era.geometry import procrustes_align
 
 LAYOUTS = ("h36m17", "j24")
@@ -42,6 +44,12 @@ _SIZES = {"h36m17": 17, "j24": 24}
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ValueError(f"{name}={value!r} is unknown; use one of {', '.join(choices)}")
+
+
+def check_options(pelvis, vertex_align):
+    """ValueError (naming the option) for an unknown pelvis or MPVPE alignment."""
+    _check_choice("pelvis", pelvis, PELVIS)
+    _check_choice("vertex_align", vertex_align, VERTEX_ALIGN)
 
 
 def _check_joints(name, joints, layout):

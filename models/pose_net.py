@@ -3,12 +3,11 @@
     image (S,S,3) -> backbone (no pooling) -> feature map -> ThundrHead (shared block x L, markers
     refined L times) -> markers (K,3) -> MarkerPoser -> rotations, betas, translation -> BodyLayer
 
-`build_pose_model(config, body_model)` reads `config.model` (fields and defaults:
-`default_model_config()`) and `config.data.image_size`. `count_params(model)` splits the parameter
+`build_pose_model(config, body_model)` reads `config.model` (declared, with defaults and
+comments, in configs/common_pose.py) and `config.data.image_size`. `count_params(model)` splits the parameter
 count the way the ERA supplement's Table 8 reports it.
 """
 import keras
-import ml_collections
 
 from models import markerposer as mp
 from models.backbones import build_backbone
@@ -18,44 +17,6 @@ from models.mean_body import mean_body
 from models.thundr import ThundrHead
 
 ACTIVATIONS = ("era", "relu", "gelu", "swish", "leaky_relu")
-
-
-def default_model_config():
-    """config.model defaults: MobileNetV2 + shared MLP-Mixer, width 64, ERA degree 2 (mixer_64)."""
-    c = ml_collections.ConfigDict()
-    c.backbone = ml_collections.ConfigDict()
-    c.backbone.name = "mobilenet_v2"      # mobilenet_v2 | resnet50
-    c.backbone.weights = "none"           # none | imagenet (Keras cache only) | path to a file
-    c.backbone.bn_momentum = 0.999        # BatchNorm moving-statistics momentum (Keras: 0.999);
-                                          # short runs need less (models/backbones.py says why)
-    c.dense2d = ml_collections.ConfigDict()
-    c.dense2d.enabled = False             # training aid: COCO-17 soft-argmax head on stride 8
-    c.dense2d.hidden = 128                # its 3x3 conv's channels
-    c.head = ml_collections.ConfigDict()
-    c.head.kind = "mixer"                 # mixer | transformer
-    c.head.width = 64                     # 64 | 256 in the supplement
-    c.head.depth = 4                      # L: applications of the one shared block
-    c.head.num_heads = 8                  # transformer
-    c.head.ffn_hidden = 1024              # transformer
-    c.head.token_hidden = 1024            # mixer, token mixing
-    c.head.channel_hidden = 2048          # mixer, channel mixing
-    c.head.pos_encoding = "learned"       # learned | sinusoidal
-    c.head.corr_hidden = 256              # hidden size of the marker-correction MLP
-    c.head.act_norm = True                # layer norm right before each activation (ERA wiring)
-    c.activation = "era"                  # era | relu | gelu | swish | leaky_relu
-    c.era = ml_collections.ConfigDict()
-    c.era.degree = 2
-    c.era.init = "swish"
-    c.era.sharing = "layer"
-    c.num_markers = 64
-    c.init_fill = 0.8                     # M_0: mean body spans this fraction of the crop
-    c.markerposer = ml_collections.ConfigDict()
-    c.markerposer.hidden = (1024, 512, 256)
-    c.markerposer.activation = "relu"
-    c.markerposer.act_norm = False
-    c.markerposer.trainable = True        # False: frozen (use with pre-trained weights)
-    c.markerposer.weights = "none"        # none | .npz from tools/pretrain_markerposer.py
-    return c
 
 
 def _check(m, body_model):

@@ -38,31 +38,11 @@ Every term is a per-example (B,) float32 tensor, zero at the ground truth and po
 Distances use a norm whose gradient is 0 (not NaN) at exactly zero residual.
 The driver's loss is sum_t weight_t * term_t per example; it averages over the global batch.
 """
-import ml_collections
 import tensorflow as tf
 
 from pose_era import geometry
 
 TERMS = ("markers3d", "marker_centroid", "marker_distances", "markers2d", "marker_mesh", "joints3d", "vertices", "reproj", "dense2d", "shape_prior", "pose_prior")
-
-
-def default_loss_config():
-    """Loss weights and options (config.loss); terms with weight 0 are skipped."""
-    c = ml_collections.ConfigDict()
-    c.markers3d = 1.0
-    c.marker_centroid = 0.2
-    c.marker_distances = 0.0
-    c.markers2d = 0.0
-    c.marker_mesh = 1.0
-    c.joints3d = 1.0
-    c.vertices = 1.0
-    c.reproj = 1.0
-    c.dense2d = 1.0             # used only when model.dense2d.enabled
-    c.shape_prior = 1e-3
-    c.pose_prior = 1e-3
-    c.deep_supervision = True   # markers3d over all L estimates (False: the last one only)
-    c.reproj_eps = 0.01         # pseudo-Huber scale, in units of the image size (~5 px at 480)
-    return c
 
 
 def safe_norm(x, axis=-1):
@@ -123,65 +103,64 @@ def pose_prior(rotmats):
     return tf.reduce_mean(tf.reduce_sum(tf.square(rotmats[:, 1:] - eye), axis=[-2, -1]), -1)
 
 
-def loss_terms(outputs, targets, K, image_size, body_model, config):
+def loss_terms(outputs, targets, K, image_size, body_model, loss_config):
     """dict term -> (per-example value (B,), per-example mask (B,)) for terms with weight > 0."""
     f32 = lambda x: tf.cast(x, tf.float32)  # noqa: E731
     batch = tf.shape(outputs["markers"])[0]
     ones = tf.ones([batch], tf.float32)
     terms = {}
-    est = f32(outputs["markers_list"] if config.deep_supervision else outputs["markers"][:, None])
+    est = f32(outputs["markers_list"] if loss_config.deep_supervision else outputs["markers"][:, None])
     true = f32(targets["markers"])[:, None]
-    if config.markers3d:
+    if loss_config.markers3d:
         d = mean_distance(centred(est), centred(true))
         terms["markers3d"] = (tf.reduce_mean(d, axis=1), f32(targets["has_markers"]))
-    if config.get("marker_centroid"):
+    if loss_config.marker_centroid:
         d = safe_norm(tf.reduce_mean(est, axis=-2) - tf.reduce_mean(true, axis=-2))
         terms["marker_centroid"] = (tf.reduce_mean(d, axis=1), f32(targets["has_markers"]))
-    if config.marker_distances:
+    if loss_config.marker_distances:
         d = tf.reduce_mean(tf.abs(pairwise_distances(est) - pairwise_distances(true)), [-2, -1])
         terms["marker_distances"] = (tf.reduce_mean(d, axis=1), f32(targets["has_markers"]))
-    if config.markers2d:
+    if loss_config.markers2d:
         Kl = f32(K)[:, None]
         d = keypoint_error_2d(in_front_projection(est, Kl), in_front_projection(true, Kl),
-                              tf.ones_like(true[..., 0]), image_size, config.reproj_eps)
+                              tf.ones_like(true[..., 0]), image_size, loss_config.reproj_eps)
         terms["markers2d"] = (tf.reduce_mean(d, axis=1), f32(targets["has_markers"]))
-    if config.marker_mesh:
+    if loss_config.marker_mesh:
         terms["marker_mesh"] = (mean_distance(f32(outputs["markers"]),
                                               f32(outputs["mesh_markers"])), ones)
-    if config.joints3d:
+    if loss_config.joints3d:
         terms["joints3d"] = (mean_distance(root_relative(f32(outputs["h36m17"])),
                                            root_relative(f32(targets["j3d"]))),
                              f32(targets["has_j3d"]))
-    if config.vertices:
+    if loss_config.vertices:
         has = f32(targets["has_params"])
-        true = body_model(f32(targets["betas"]), geometry.axis_angle_to_matrix(f32(targets["pose"])),
-                          f32(targets["transl"]))
+        true = body_model.from_labels(targets["betas"], targets["pose"], targets["transl"])
         pred_v = f32(outputs["vertices"]) - f32(outputs["h36m17"])[:, :1]
         true_v = true["vertices"] - true["h36m17"][:, :1]
         terms["vertices"] = (mean_distance(pred_v, true_v), has)
-    if config.reproj:
+    if loss_config.reproj:
         terms["reproj"] = (reprojection(f32(outputs["coco17"]), f32(K), f32(targets["kp2d"]),
-                                        image_size, config.reproj_eps),
+                                        image_size, loss_config.reproj_eps),
                            tf.cast(tf.reduce_any(targets["kp2d"][..., 2] > 0, -1), tf.float32))
-    if config.dense2d and "kp2d_dense" in outputs:
+    if loss_config.dense2d and "kp2d_dense" in outputs:
         kp2d = f32(targets["kp2d"])
         terms["dense2d"] = (keypoint_error_2d(f32(outputs["kp2d_dense"]), kp2d[..., :2],
-                                              kp2d[..., 2], image_size, config.reproj_eps),
+                                              kp2d[..., 2], image_size, loss_config.reproj_eps),
                             tf.cast(tf.reduce_any(targets["kp2d"][..., 2] > 0, -1), tf.float32))
-    if config.shape_prior:
+    if loss_config.shape_prior:
         mean = tf.constant(body_model.mean_betas, tf.float32)
         terms["shape_prior"] = (tf.reduce_mean(tf.square(f32(outputs["betas"]) - mean), -1), ones)
-    if config.pose_prior:
+    if loss_config.pose_prior:
         terms["pose_prior"] = (pose_prior(f32(outputs["rotmats"])), ones)
     return terms
 
 
-def pose_loss(outputs, targets, K, image_size, body_model, config):
+def pose_loss(outputs, targets, K, image_size, body_model, loss_config):
     """(per-example weighted total (B,), metrics) with metrics[term] = mean over masked examples."""
-    terms = loss_terms(outputs, targets, K, image_size, body_model, config)
+    terms = loss_terms(outputs, targets, K, image_size, body_model, loss_config)
     total = tf.zeros_like(outputs["markers"][:, 0, 0], tf.float32)
     metrics = {}
     for name, (value, mask) in terms.items():
-        total += float(config[name]) * mask * value
+        total += float(loss_config[name]) * mask * value
         metrics[f"loss/{name}"] = tf.reduce_sum(mask * value) / tf.maximum(tf.reduce_sum(mask), 1.0)
     return total, metrics

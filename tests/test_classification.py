@@ -16,10 +16,10 @@ import tensorflow as tf
 
 from data_pipelines import classification as data
 from models import classifiers
-from pose_era import config as config_lib
+from training import config as config_lib
 from training import driver as train
 from pose_era.era import ERA, build_activation, build_norm
-from training.tasks import classification as task
+from training.tasks.classification import ClassificationTask
 
 CONFIGS = ["digits_fcn", "digits_cnn", "mnist_fcn", "mnist_cnn", "cifar10_fcn", "cifar10_cnn",
            "imagenet_resnet18"]
@@ -61,7 +61,8 @@ def test_era_adds_one_parameter_set_per_activation():
     assert era.count_params() - relu.count_params() == 3 * 6
     assert sum(isinstance(layer, ERA) for layer in era.layers) == 3
     kernels = 9 * 3 * 64 + 9 * 64 * 64 + 4 * 4 * 64 * 128 + 128 * 10
-    assert task.count_params(era) == {"total": era.count_params(), "era": 18, "kernels": kernels}
+    assert ClassificationTask(None).count_params(era) == {
+        "total": era.count_params(), "era": 18, "kernels": kernels}
 
 
 def test_resnet18_shapes_and_standard_size():
@@ -98,7 +99,7 @@ def test_a_norm_directly_precedes_every_activation(activation):
 
 def test_regularized_weights_are_conv_and_dense_kernels_only():
     model = classifiers.cnn((8, 8, 1), 10, activation="era", era=ERA2)
-    weights = task.regularized_weights(model)
+    weights = ClassificationTask(None).regularized_weights(model)
     kernels = [l.kernel for l in model.layers
                if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))]
     assert [id(w) for w in weights] == [id(k) for k in kernels] and len(weights) == 4
@@ -199,24 +200,24 @@ def _digits_config(**train):
 
 def test_train_dataset_batches_and_shards():
     config = _digits_config(batch_size=32)
-    x, y = next(iter(task.train_dataset(config)))
+    x, y = next(iter(ClassificationTask(config).train_dataset()))
     assert x.shape == (32, 16, 16, 1) and x.dtype == tf.float32 and y.dtype == tf.int32
     context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1,
                                          num_replicas_in_sync=2)
-    x, _ = next(iter(task.train_dataset(config, context)))
+    x, _ = next(iter(ClassificationTask(config).train_dataset(context)))
     assert x.shape == (16, 16, 16, 1)
-    assert task.train_size(config) == 1347
+    assert ClassificationTask(config).train_size() == 1347
 
 
 def test_evaluate_matches_a_float64_reference():
     config = _digits_config()
     config.eval.batch_size = 100  # 450 = 4 full batches and a partial one
-    model = task.build_model(config)
+    model = ClassificationTask(config).build_model()
     _, (images, labels) = data.load_digits(16)
     logits = model(images, training=False).numpy().astype(np.float64)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    result = task.evaluate(model, task.eval_dataset(config))
+    result = ClassificationTask(config).evaluate(model, ClassificationTask(config).eval_dataset())
     assert result["loss"] == pytest.approx(-log_probs[np.arange(450), labels].mean(), rel=1e-5)
     assert result["accuracy"] == pytest.approx((logits.argmax(1) == labels).mean())
 
@@ -225,22 +226,22 @@ def test_a_few_sgd_steps_reduce_the_digits_loss():
     config = _digits_config(seed=0)
     keras.utils.set_random_seed(0)
     config.model.activation = "era"
-    model = task.build_model(config)
-    before = task.evaluate(model, task.eval_dataset(config))
+    model = ClassificationTask(config).build_model()
+    before = ClassificationTask(config).evaluate(model, ClassificationTask(config).eval_dataset())
     optimizer = keras.optimizers.SGD(0.01, momentum=0.9)
 
     @tf.function
     def step(x, y):
         with tf.GradientTape() as tape:
-            loss, metrics = task.compute_loss(model, x, y, training=True)
+            loss, metrics = ClassificationTask(config).compute_loss(model, x, y, training=True)
             loss = tf.reduce_mean(loss)
         optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables),
                                       model.trainable_variables))
         return loss, metrics
 
-    for x, y in task.train_dataset(config).take(60):
+    for x, y in ClassificationTask(config).train_dataset().take(60):
         _, metrics = step(x, y)
-    after = task.evaluate(model, task.eval_dataset(config))
+    after = ClassificationTask(config).evaluate(model, ClassificationTask(config).eval_dataset())
     assert after["loss"] < 0.5 * before["loss"] and after["accuracy"] > 0.8
     assert set(metrics) == {"accuracy"}
 
@@ -317,10 +318,10 @@ def test_imagenet_folders_and_tfrecords(tmp_path):
                 (folder / f"{i}.JPEG").write_bytes(encoded)
                 jpegs.setdefault(split, []).append((encoded, label))
     config = _imagenet_config(tmp_path / "folders")
-    assert task.train_size(config) == 6
-    x, y = next(iter(task.train_dataset(config)))
+    assert ClassificationTask(config).train_size() == 6
+    x, y = next(iter(ClassificationTask(config).train_dataset()))
     assert x.shape == (4, 16, 16, 3) and set(y.numpy()) <= {0, 1}
-    batches = list(task.eval_dataset(config))
+    batches = list(ClassificationTask(config).eval_dataset())
     assert [b[0].shape[0] for b in batches] == [3, 3]
     assert list(np.concatenate([b[1] for b in batches])) == [0, 0, 0, 1, 1, 1]
     assert all(0.0 <= float(tf.reduce_min(b[0])) <= float(tf.reduce_max(b[0])) <= 1.0
@@ -338,12 +339,12 @@ def test_imagenet_folders_and_tfrecords(tmp_path):
                 writer.write(tf.train.Example(
                     features=tf.train.Features(feature=feature)).SerializeToString())
     config = _imagenet_config(records)
-    x, _ = next(iter(task.train_dataset(config)))
+    x, _ = next(iter(ClassificationTask(config).train_dataset()))
     assert x.shape == (4, 16, 16, 3)
-    labels = np.concatenate([b[1] for b in task.eval_dataset(config)])
+    labels = np.concatenate([b[1] for b in ClassificationTask(config).eval_dataset()])
     assert list(labels) == [0, 0, 0, 1, 1, 1]  # 1-based labels shifted by data.label_offset
     with pytest.raises(FileNotFoundError, match="data.dir"):
-        task.train_size(_imagenet_config(tmp_path / "nowhere"))
+        ClassificationTask(_imagenet_config(tmp_path / "nowhere")).train_size()
 
 
 @pytest.mark.parametrize("override, words", [

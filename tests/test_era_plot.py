@@ -63,14 +63,14 @@ def test_cli_missing_checkpoint_is_one_line_and_exit_2(tmp_path, capsys):
 
 
 def test_cli_end_to_end_on_a_tiny_classification_workdir(tmp_path, capsys):
-    from pose_era import config as config_lib
+    from training import config as config_lib
     from training import tasks
 
     config = config_lib.load_config("digits_fcn")
     config_lib.apply_overrides(config, ["model.activation=era"])
     workdir = tmp_path / "workdir"
     config_lib.save_json(config, workdir)
-    model = tasks.get(config.task).build_model(config)
+    model = tasks.get(config.task)(config).build_model()
     checkpoint = tf.train.Checkpoint(model=model, step=tf.Variable(3, dtype=tf.int64))
     tf.train.CheckpointManager(checkpoint, str(workdir / "ckpt"), max_to_keep=1).save(
         checkpoint_number=3)

@@ -16,8 +16,9 @@ from data_pipelines import images
 from eval import h36m as cli
 from eval import metrics, report
 from models.mean_body import mean_body
-from pose_era import config as config_lib
+from training import config as config_lib
 from pose_era import geometry
+from eval.pose_eval import MeanPoseBaseline
 from pose_era.io import sha256_of
 from pose_era.body import BodyModel
 from tests import toy_config, toy_task
@@ -128,7 +129,7 @@ def _synthetic_folder(root, config, name="synth"):
     K = np.array([[150.0, 0, 64], [0, 150.0, 48], [0, 0, 1]], np.float32)
     # The baseline's placement for this crop, plus 30 mm: MPVPE(none) = 30 mm exactly.
     K_crop = geometry.crop_intrinsics(tf.constant(K), images.square_box(center, scale), size)
-    placed = cli.MeanPoseBaseline(body, config)(K_crop[None])["vertices"][0]
+    placed = MeanPoseBaseline(body, config.data.image_size, config.model.init_fill)(K_crop[None])["vertices"][0]
     offset = np.array([0.0, 0.018, 0.024])
     transl = (placed - rest["vertices"]).mean(0) + offset
     pose = np.zeros((4, body.num_joints, 3), np.float32)
@@ -139,6 +140,7 @@ def _synthetic_folder(root, config, name="synth"):
                                                              (4, 1, 1))),
              K=np.tile(K, (4, 1, 1)), betas=np.zeros((4, body.num_betas), np.float32),
              pose=pose, transl=np.tile(transl, (4, 1)).astype(np.float32))
+    (folder / "meta.json").write_text(json.dumps({"test": 4}))  # a synthetic set's marker
     return folder, body
 
 
@@ -199,7 +201,7 @@ def test_wrong_task_and_config_mismatch(tiny, tmp_path, capsys):
     # a workdir of another task
     other = tmp_path / "toy"
     config_lib.save_json(toy_config.get_config(), other)
-    model = toy_task.build_model(None)
+    model = toy_task.toy_model()
     ckpt = tf.train.Checkpoint(model=model, step=tf.Variable(1, dtype=tf.int64))
     tf.train.CheckpointManager(ckpt, str(other / "ckpt"), 1).save(checkpoint_number=1)
     code, _, err = _run(["--ckpt", str(other)], capsys)

@@ -22,7 +22,8 @@ import tensorflow as tf
 from data_pipelines import h36m
 from data_pipelines.synthetic import records
 from eval import h36m as eval_cli
-from pose_era import config as config_lib, io
+from pose_era import io
+from training import config as config_lib
 from training import checkpoints, driver as train
 from tests import tiny_pose_workdir
 from tests.test_smpl_convert import _fake_smpl, _write_smpl_pkl
@@ -420,7 +421,7 @@ def test_data_faults(w, tmp_path, tiny_set, capfd):
     np.savez(bad, imgname=np.array(["a.jpg"]))
     config = config_lib.apply_overrides(config_lib.load_config(TOY), ["train.steps=50"])
     with config.unlocked():
-        config.task, config.eval_npz = "tests.faulty_task", str(bad)
+        config.task, config.eval_npz = "tests.faulty_task.FaultyTask", str(bad)
     trainer = train.Trainer(config, tmp_path / "val")
     with pytest.raises(ValueError, match="missing keys center, scale"):
         trainer.fit()

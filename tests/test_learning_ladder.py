@@ -11,8 +11,9 @@ import numpy as np
 import tensorflow as tf
 
 from models.markerposer_pretrain import sample_bodies
-from pose_era import config as config_lib, geometry
-from training import ladder
+from pose_era import geometry
+from training import config as config_lib
+from training import ladder, tasks
 from pose_era.body import BodyModel, format as body_format
 from tests.tiny_body import tiny_body_arrays
 
@@ -52,7 +53,8 @@ def test_tiny_pose_model_memorises_one_batch_in_inference_mode(tmp_path):
     body_path = tmp_path / "tiny_body.npz"
     body_format.save(body_path, tiny_body_arrays())
     config = tiny_config(body_path)
-    result = ladder.memorise(config, [fixed_batch(BodyModel.load(body_path))], steps=300)
+    task = tasks.get(config.task)(config)
+    result = ladder.memorise(task, [fixed_batch(task.body)], steps=300)
     assert result["before"] > 0.05, result          # the mean body is far from these bodies
     assert result["train_mode"] < 0.01, result
     assert result["inference_mode"] < 0.01, result

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from configs import common_pose
 from pose_era import geometry, losses
 from tiny_body import tiny_body_model
 
@@ -43,7 +44,7 @@ def case(body):
 
 def all_terms_config():
     """The default loss config with every term switched on."""
-    config = losses.default_loss_config()
+    config = common_pose.loss_section()
     for name in losses.TERMS:
         config[name] = config[name] or 1.0
     return config
@@ -122,7 +123,7 @@ def test_terms_match_a_float64_numpy_reference(case, body):
     dist = lambda m: np.linalg.norm(m[..., :, None, :] - m[..., None, :, :], axis=-1)  # noqa: E731
     ref = np.abs(dist(ml) - dist(gm)[:, None]).mean(axis=(-2, -1)).mean(-1)
     np.testing.assert_allclose(values["marker_distances"][0], ref, rtol=1e-5)
-    eps = losses.default_loss_config().reproj_eps
+    eps = common_pose.loss_section().reproj_eps
     k = np.float64(K)[:, None]
     project = lambda m: (lambda h: h[..., :2] / h[..., 2:])(  # noqa: E731
         np.einsum("blij,blnj->blni", k, m))
@@ -152,7 +153,7 @@ def test_flags_mask_terms_and_visibility_weights_keypoints(case, body):
     kp[1, :, 2] = 0.0            # example 1: no visible keypoint -> no 2D term
     kp[2, 5:, 2] = 0.0           # example 2: only the first 5 keypoints count
     t["kp2d"] = tf.constant(kp)
-    config = losses.default_loss_config()
+    config = common_pose.loss_section()
     per_example, metrics = losses.pose_loss(out, t, K, SIZE, body, config)
     values = losses.loss_terms(out, t, K, SIZE, body, config)
     np.testing.assert_array_equal(values["markers3d"][1], [1.0, 0.0, 1.0])
@@ -172,7 +173,7 @@ def test_gradients_are_finite_at_the_ground_truth(case, body):
     outputs, targets, K = case
     out = {k: tf.Variable(v) for k, v in outputs.items()}
     with tf.GradientTape() as tape:
-        total, _ = losses.pose_loss(out, targets, K, SIZE, body, losses.default_loss_config())
+        total, _ = losses.pose_loss(out, targets, K, SIZE, body, common_pose.loss_section())
         total = tf.reduce_sum(total)
     for name, grad in zip(out, tape.gradient(total, list(out.values()))):
         if grad is not None:

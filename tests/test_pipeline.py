@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from configs.common_pose import data_section
 from data_pipelines import pipeline, schema
 from data_pipelines.synthetic import records
 from tests import data_files as files
@@ -18,10 +19,14 @@ SIZES = schema.LabelSizes(num_markers=4, num_betas=2, num_joints=3)
 
 def _config(name, directory, batch=4, **data):
     return ml_collections.ConfigDict({
-        "data": {"name": name, "dir": str(directory), "image_size": SIZE, "augment": True,
-                 "num_markers": SIZES.num_markers, "num_betas": SIZES.num_betas,
-                 "num_joints": SIZES.num_joints, **data},
-        "train": {"batch_size": batch, "seed": 0}, "eval": {"batch_size": 2}})
+        "data": data_section(**{"name": name, "dir": str(directory), "image_size": SIZE,
+                                "augment": True, **data}),
+        "body": {"path": ""}, "train": {"batch_size": batch, "seed": 0},
+        "eval": {"batch_size": 2}})
+
+
+def _build(config, split, input_context=None):
+    return pipeline.build_dataset(config, split, input_context, sizes=SIZES)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +44,7 @@ def _names(batch):
 
 
 def test_train_batches_follow_the_schema(h36m_dir):
-    ds = pipeline.build_dataset(_config("h36m", h36m_dir), "train")
+    ds = _build(_config("h36m", h36m_dir), "train")
     expected = schema.shapes(SIZES, SIZE)
     for batch in ds.take(3):  # 12 examples from 5: the train split repeats
         assert set(batch) == set(expected)
@@ -51,7 +56,7 @@ def test_train_batches_follow_the_schema(h36m_dir):
 
 
 def test_test_split_is_ordered_and_finite(h36m_dir):
-    batches = list(pipeline.build_dataset(_config("h36m", h36m_dir), "test"))
+    batches = list(_build(_config("h36m", h36m_dir), "test"))
     assert [len(b["imgname"]) for b in batches] == [2, 2, 1]  # eval.batch_size, remainder kept
     names = sum((_names(b) for b in batches), [])
     assert names == [f"images/S9_Walking_1.xyz_{i:06d}.jpg" for i in range(5)]
@@ -59,7 +64,7 @@ def test_test_split_is_ordered_and_finite(h36m_dir):
 
 def test_val_slice_and_example_counts(h36m_dir):
     config = _config("h36m", h36m_dir, val_size=3)
-    names = sum((_names(b) for b in pipeline.build_dataset(config, "val")), [])
+    names = sum((_names(b) for b in _build(config, "val")), [])
     assert names == [f"images/S9_Walking_1.xyz_{i:06d}.jpg" for i in range(3)]
     assert [pipeline.num_examples(config, s) for s in ("train", "test", "val")] == [5, 5, 3]
 
@@ -70,9 +75,9 @@ def test_sharding_with_two_input_pipelines(h36m_dir):
     for pid in range(2):
         ctx = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=pid,
                                          num_replicas_in_sync=2)
-        test = sum((_names(b) for b in pipeline.build_dataset(config, "test", ctx)), [])
+        test = sum((_names(b) for b in _build(config, "test", ctx)), [])
         assert test == [f"images/S9_Walking_1.xyz_{i:06d}.jpg" for i in range(pid, 5, 2)]
-        train = pipeline.build_dataset(config, "train", ctx)
+        train = _build(config, "train", ctx)
         batches = list(train.take(4))
         assert all(len(b["imgname"]) == 2 for b in batches)  # per-replica batch size
         seen.append(set(sum((_names(b) for b in batches), [])))
@@ -84,7 +89,7 @@ def test_mirrored_strategy_step(h36m_dir):
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     config = _config("h36m", h36m_dir, batch=4)
     dist = strategy.distribute_datasets_from_function(
-        lambda ctx: pipeline.build_dataset(config, "train", ctx))
+        lambda ctx: _build(config, "train", ctx))
     batch = next(iter(dist))
 
     @tf.function
@@ -102,7 +107,7 @@ def test_mixture_draws_from_both_sources(h36m_dir, tmp_path):
     json_path, folder, _ = files.coco_json(tmp_path)
     config = _config("h36m+coco", h36m_dir, batch=8, coco_json=json_path, coco_images=folder,
                      mix_weights=(0.5, 0.5))
-    names = sum((_names(b) for b in pipeline.build_dataset(config, "train").take(3)), [])
+    names = sum((_names(b) for b in _build(config, "train").take(3)), [])
     assert any(n.startswith("images/") for n in names)
     assert any(n.startswith("0000") for n in names)
 
@@ -132,24 +137,24 @@ def _synthetic_folder(directory, n_train=6):
 def test_synthetic_branch(tmp_path):
     examples = _synthetic_folder(tmp_path / "synth")
     config = _config("synthetic", tmp_path / "synth", batch=3, augment=False)
-    batch = next(iter(pipeline.build_dataset(config, "train")))
+    batch = next(iter(_build(config, "train")))
     assert set(_names(batch)) <= {e["imgname"] for e in examples}
     by_name = {e["imgname"]: e for e in examples}
     for i, name in enumerate(_names(batch)):
         np.testing.assert_allclose(batch["pose"][i], by_name[name]["pose"], rtol=1e-6)
     assert (batch["has_params"].numpy() == 1).all()
-    test = list(pipeline.build_dataset(config, "test"))
+    test = list(_build(config, "test"))
     assert sum(len(b["imgname"]) for b in test) == 2  # synth_test.npz, via the h36m reader
     assert pipeline.num_examples(config, "train") == 6
 
 
 def test_config_errors(h36m_dir):
     with pytest.raises(ValueError, match="unknown source"):
-        pipeline.build_dataset(_config("h36m+mpii", h36m_dir), "train")
+        _build(_config("h36m+mpii", h36m_dir), "train")
     with pytest.raises(ValueError, match="split must be one of"):
-        pipeline.build_dataset(_config("h36m", h36m_dir), "validation")
+        _build(_config("h36m", h36m_dir), "validation")
     with pytest.raises(ValueError, match="mix_weights has 1 entries"):
-        pipeline.build_dataset(_config("h36m+coco", h36m_dir, mix_weights=(1.0,),
+        _build(_config("h36m+coco", h36m_dir, mix_weights=(1.0,),
                                        coco_json="x.json"), "train")
     with pytest.raises(FileNotFoundError, match="h36m_valid_protocol1.npz not found; put"):
-        pipeline.build_dataset(_config("h36m", h36m_dir, protocol=1), "test")
+        _build(_config("h36m", h36m_dir, protocol=1), "test")

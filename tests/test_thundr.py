@@ -5,6 +5,7 @@ import ml_collections
 import pytest
 import tensorflow as tf
 
+from configs import common_pose
 from models import backbones, pose_net
 from models.thundr import sinusoidal_2d
 from pose_era import geometry, losses
@@ -19,7 +20,7 @@ TABLE8 = {("mobilenet_v2", "mixer", 64): 4.1, ("mobilenet_v2", "mixer", 256): 5.
 def make_config(size=96, kind="mixer", width=64, activation="relu", depth=4, backbone="mobilenet_v2",
                 num_markers=16):
     c = ml_collections.ConfigDict()
-    c.model = pose_net.default_model_config()
+    c.model = common_pose.model_section()
     c.model.backbone.name = backbone
     c.model.head.kind, c.model.head.width, c.model.head.depth = kind, width, depth
     c.model.activation, c.model.num_markers = activation, num_markers
@@ -149,7 +150,7 @@ def test_training_steps_reduce_the_loss_on_a_fixed_batch(body):
                "has_params": ones}
     inputs = {"image": tf.random.uniform((batch, size, size, 3), seed=3), "K": K}
     opt = keras.optimizers.Adam(1e-3)
-    config = losses.default_loss_config()
+    config = common_pose.loss_section()
 
     def total():
         per_example, _ = losses.pose_loss(model(inputs, training=True), targets, K, size, body,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pose_era import config as config_lib
+from training import config as config_lib
 from training import checkpoints, driver as train
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ front of each crop's camera, which is all the geometry tests need.
 """
 import tensorflow as tf
 
-from pose_era import config as config_lib
+from training import config as config_lib
 from training import tasks
 from pose_era.body import format as body_format
 from tests.tiny_body import tiny_body_arrays
@@ -35,7 +35,7 @@ def make_workdir(root, step=STEP):
     config_lib.apply_overrides(config, tiny_overrides(root))
     workdir = root / "workdir"
     config_lib.save_json(config, workdir)
-    model = tasks.get(config.task).build_model(config)
+    model = tasks.get(config.task)(config).build_model()
     checkpoint = tf.train.Checkpoint(model=model, step=tf.Variable(step, dtype=tf.int64))
     tf.train.CheckpointManager(checkpoint, str(workdir / "ckpt"), max_to_keep=1).save(
         checkpoint_number=step)

@@ -118,14 +118,14 @@ def time_pipeline(config, batches):
 def time_step(config_name, synth_dir, size, batch, steps):
     """images/s of the pose model's training step (config `config_name`) on one batch."""
     from training import tasks
-    from pose_era.config import load_config
+    from training.config import load_config
     config = load_config(config_name)
     with config.unlocked():
         config.data.name, config.data.dir = "synthetic", str(synth_dir)
         config.data.image_size, config.data.augment = size, False
         config.train.batch_size = batch
-    task = tasks.get(config.task)
-    model = task.build_model(config)
+    task = tasks.get(config.task)(config)
+    model = task.build_model()
     example = next(iter(pipeline.build_dataset(config, "train")))
     inputs = {k: example[k] for k in ("image", "K")}
     targets = {k: v for k, v in example.items() if k not in inputs}

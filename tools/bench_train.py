@@ -102,7 +102,7 @@ class Bench:
 
     def __init__(self, name, activation, size, batch, workdir):
         import tensorflow as tf
-        from pose_era import config as config_lib
+        from training import config as config_lib
         from training.tasks import pose
         from training.driver import Trainer
 

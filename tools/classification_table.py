@@ -30,7 +30,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pose_era import config as config_lib  # noqa: E402
+from training import config as config_lib  # noqa: E402
 from training import driver as train  # noqa: E402
 
 MODELS = {"fcn": "digits_fcn", "cnn": "digits_cnn"}

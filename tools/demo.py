@@ -38,15 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from eval import demo, demo_outputs  # noqa: E402
-from eval.demo import DemoError  # noqa: E402
-from eval.h36m import EvalError, open_checkpoint  # noqa: E402
-from training import checkpoints  # noqa: E402
 from eval.blazepose import BlazePose  # noqa: E402
 from eval.blazepose.assets import ModelsMissing  # noqa: E402
-from training.checkpoints import CheckpointError  # noqa: E402
-from pose_era.config import ConfigError  # noqa: E402
+from eval.demo import DemoError  # noqa: E402
 from eval.fitting import Fitter  # noqa: E402
-from training.tasks import pose  # noqa: E402
+from pose_era.body import body_model_of  # noqa: E402
+from training import checkpoints  # noqa: E402
+from training.checkpoints import CheckpointError  # noqa: E402
+from training.config import ConfigError  # noqa: E402
 
 DEFAULT_CKPT = "pretrained/mixer_64_synth"
 DEFAULT_OUT = "demo_out"
@@ -113,10 +112,10 @@ def run(args):
     """Checks every input, loads the models once, then writes the outputs of each image;
     returns the number of images that gave at least one mesh."""
     check_inputs(args)
-    _, prefix, config = open_checkpoint(args.ckpt)
+    _, prefix, config = checkpoints.open_checkpoint(args.ckpt, task="pose")
     blazepose = BlazePose()
     _, model, step = checkpoints.restore(prefix)
-    body = pose.body_model(config)
+    body = body_model_of(config)
     size = int(config.data.image_size)
     fitter = Fitter(body, size) if args.fit else None
     pipeline = demo.Pipeline(model, size, blazepose, fitter)
@@ -141,7 +140,7 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         done = run(args)
-    except (FileNotFoundError, DemoError, CheckpointError, ConfigError, EvalError,
+    except (FileNotFoundError, DemoError, CheckpointError, ConfigError,
             ModelsMissing) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

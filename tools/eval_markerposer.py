@@ -21,29 +21,28 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from eval import h36m  # noqa: E402
+from data_pipelines import pipeline  # noqa: E402
 from models import markerposer as mp  # noqa: E402
 from models import markerposer_pretrain as pre  # noqa: E402
-from pose_era import geometry, losses  # noqa: E402
+from pose_era import losses  # noqa: E402
+from pose_era.body import BodyModel, body_model_of, default_body_model_path  # noqa: E402
 from training import checkpoints  # noqa: E402
-from pose_era.body import BodyModel, default_body_model_path  # noqa: E402
-from training.tasks import pose  # noqa: E402
 
 GAUSS_MEAN_NORM = 2 * math.sqrt(2 / math.pi)   # E|x| for x ~ N(0, I_3)
 
 
 def head_noise(ckpt):
     """(per-coordinate std in metres, image count) of a trained head's centred marker error."""
-    workdir, prefix, config = h36m.open_checkpoint(ckpt)
+    _, prefix, config = checkpoints.open_checkpoint(ckpt, task="pose")
     _, model, _ = checkpoints.restore(prefix)
-    _, npz = h36m.dataset_file(h36m.SYNTH, 1, config)
-    body = pose.body_model(config)
-    dataset, count = h36m.make_dataset(npz, "synth", config, body, 32)
+    body = body_model_of(config)
+    config.eval.batch_size = 32
+    dataset = pipeline.build_dataset(config, "test", body_model=body)
+    count = pipeline.num_examples(config, "test")
     errors = []
     for batch in dataset:
         pred = model({"image": batch["image"], "K": batch["K"]}, training=False)["markers"]
-        true = body(batch["betas"], geometry.axis_angle_to_matrix(batch["pose"]),
-                    batch["transl"])["markers"]
+        true = body.from_labels(batch["betas"], batch["pose"], batch["transl"])["markers"]
         errors.append(losses.mean_distance(losses.centred(pred), losses.centred(true)).numpy())
     return float(np.mean(np.concatenate(errors))) / GAUSS_MEAN_NORM, count
 

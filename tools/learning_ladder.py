@@ -19,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from pose_era import config as config_lib, io  # noqa: E402
+from pose_era import io  # noqa: E402
+from training import config as config_lib  # noqa: E402
 from training import ladder, tasks  # noqa: E402
 
 
@@ -39,11 +40,12 @@ def main(argv=None):
         config_lib.apply_overrides(config, args.set)
         config.data.augment = False
         count = -(-args.images // int(config.train.batch_size))
-        batches = list(tasks.get(config.task).train_dataset(config).take(count))
+        task = tasks.get(config.task)(config)
+        batches = list(task.train_dataset().take(count))
     except (config_lib.ConfigError, FileNotFoundError, ValueError) as err:
         print(f"learning_ladder: {err}", file=sys.stderr)
         return 2
-    result = ladder.memorise(config, batches, args.steps, log_every=max(1, args.steps // 10))
+    result = ladder.memorise(task, batches, args.steps, log_every=max(1, args.steps // 10))
     result.update(config=args.config, overrides=args.set, images=sum(
         int(i["image"].shape[0]) for i, _ in batches))
     print(json.dumps(result, indent=2))

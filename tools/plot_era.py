@@ -16,7 +16,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _model_inputs(batch):
-    """The model's inputs in a dataset element: (inputs, targets[, weights]) or a dict."""
+    """The model's inputs in a dataset element: (inputs, targets[, weights]) or, for the pose
+    task, a dict of schema examples (the model reads image and K)."""
+    if isinstance(batch, dict):
+        from eval.pose_eval import MODEL_INPUTS
+        return {k: batch[k] for k in MODEL_INPUTS}
     return batch[0] if isinstance(batch, (tuple, list)) else batch
 
 
@@ -41,7 +45,7 @@ def main(argv=None):
 
     try:
         config, model, step = checkpoints.restore(str(ckpt))
-        dataset = tasks.get(config.task).eval_dataset(config)
+        dataset = tasks.get(config.task)(config).eval_dataset()
         batches = [_model_inputs(b) for b in dataset.take(max(1, args.batches))]
         sample = tf.nest.map_structure(lambda *t: tf.concat(t, axis=0), *batches)
         workdir = ckpt if ckpt.is_dir() else ckpt.parent.parent

@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from pose_era import config as config_lib  # noqa: E402
+from training import config as config_lib  # noqa: E402
 from training import checkpoints  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -66,7 +66,7 @@ def main(argv=None):
     os.chdir(ROOT)
     started = time.time()
     sys.path.insert(0, str(ROOT))
-    from pose_era import config as config_lib
+    from training import config as config_lib
     from data_pipelines.pipeline import synthetic_dir
     from pose_era.body import default_body_model_path
 

@@ -23,7 +23,7 @@ from tensorflow.core.protobuf import trackable_object_graph_pb2
 from tensorflow.python.checkpoint import checkpoint_management
 from tensorflow.python.checkpoint.checkpoint_management import CheckpointState
 
-from pose_era import config as config_lib
+from training import config as config_lib
 from training import tasks
 
 INDEX = "checkpoint"
@@ -213,11 +213,23 @@ def restore_into(checkpoint, prefix, what):
     return status
 
 
+def open_checkpoint(path, task=None):
+    """(workdir, prefix, config) of a checkpoint without building the model (cheap, so a CLI
+    checks its other inputs before the slow part); CheckpointError when it is not a run of
+    `task` (when given)."""
+    workdir, prefix = find(path)
+    config = config_lib.load_json(workdir)
+    if task is not None and config.task != task:
+        raise CheckpointError(f"{workdir} was trained for task '{config.task}', not '{task}'; "
+                              f"pass the workdir of a {task} config (e.g. runs/demo)")
+    return Path(workdir), prefix, config
+
+
 def restore(path):
     """Returns (config, model, step) rebuilt from a workdir or checkpoint prefix."""
     workdir, prefix = find(path)
     config = config_lib.load_json(workdir)
-    model = tasks.get(config.task).build_model(config)
+    model = tasks.get(config.task)(config).build_model()
     status = restore_into(tf.train.Checkpoint(model=model), prefix,
                           f"the model of {workdir}/config.json")
     status.expect_partial()  # the optimizer and step of a training checkpoint are not wanted

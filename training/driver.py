@@ -8,7 +8,9 @@ TensorBoard scalars, a tqdm bar with ETA and loss, and a divergence guard that w
 checkpoint only from a state it trusts. One run at a time holds a workdir (a lock); a resume
 with a config that changes the saved model is refused before anything is written; SIGINT /
 SIGTERM save the current step. Every failure is one line and exit status 2 (docs/failures.md).
-The task-specific parts come from the task module named by `config.task` (docs/contracts.md).
+The task-specific parts come from the task object `tasks.get(config.task)(config)`
+(training/tasks/base.py, docs/contracts.md). The keys read here are declared in
+configs/common_train.py.
 
 Examples:
   python -m pose_era.train --config digits_cnn
@@ -38,10 +40,10 @@ import tensorflow as tf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from training import checkpoints  # noqa: E402
-from pose_era import config as config_lib  # noqa: E402
+from training import config as config_lib  # noqa: E402
 from pose_era import io  # noqa: E402
 from training import tasks  # noqa: E402
-from pose_era.config import ConfigError  # noqa: E402
+from training.config import ConfigError  # noqa: E402
 
 
 class NonFiniteLossError(RuntimeError):
@@ -74,7 +76,7 @@ VALID_PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 def make_strategy(train_config):
     """The distribution strategy: explicit devices, a TF_CONFIG cluster, several GPUs, or none."""
-    devices = list(train_config.get("devices") or [])
+    devices = list(train_config.devices)
     if devices:
         # CPU replicas reduce on one device: collective all-reduce instances of two strategies
         # in one process can collide (TF matches them by instance key, not by strategy).
@@ -90,13 +92,15 @@ def make_strategy(train_config):
 
 def total_steps(config, task):
     """train.steps, or train.epochs converted with the task's training-set size."""
-    steps = config.train.get("steps") or 0
-    epochs = config.train.get("epochs") or 0
+    steps, epochs = config.train.steps, config.train.epochs
     if steps:
         return int(steps), None
     if not epochs:
         raise ConfigError("set train.steps or train.epochs to a positive number")
-    size = task.train_size(config)
+    size = task.train_size()
+    if not size:
+        raise ConfigError(f"train.epochs={epochs}: task '{config.task}' does not know its "
+                          "training-set size; set train.steps instead")
     steps_per_epoch = math.ceil(size / config.train.batch_size)
     return int(epochs * steps_per_epoch), steps_per_epoch
 
@@ -109,8 +113,8 @@ def learning_rate(opt, steps_per_epoch, steps):
     network trained from scratch are the largest and least informed.
     """
     unit = steps_per_epoch or 1  # boundaries are in epochs when the run is counted in epochs
-    kind = opt.get("schedule", "constant")
-    warmup = int(opt.get("warmup_steps", 0) or 0)
+    kind = opt.schedule
+    warmup = int(opt.warmup_steps)
     if warmup and kind != "cosine":
         raise ConfigError(
             f"optimizer.warmup_steps={warmup} needs optimizer.schedule=cosine (it is {kind})")
@@ -139,7 +143,7 @@ def learning_rate(opt, steps_per_epoch, steps):
 def make_optimizer(opt, steps_per_epoch, steps, mixed_precision):
     lr = learning_rate(opt, steps_per_epoch, steps)
     if opt.name == "sgd":
-        optimizer = keras.optimizers.SGD(lr, momentum=opt.get("momentum", 0.0))
+        optimizer = keras.optimizers.SGD(lr, momentum=opt.momentum)
     elif opt.name == "adam":
         optimizer = keras.optimizers.Adam(lr)
     else:
@@ -165,20 +169,18 @@ def validate(config):
             raise ConfigError(f"train.{key}={value!r}: expected an integer >= {low}")
     integer("batch_size", tc.batch_size, 1)
     for key in ("steps", "epochs"):
-        if tc.get(key) is not None and (isinstance(tc.get(key), bool) or tc.get(key) < 0):
-            raise ConfigError(f"train.{key}={tc.get(key)!r}: must be >= 0")
+        if isinstance(tc[key], bool) or tc[key] < 0:
+            raise ConfigError(f"train.{key}={tc[key]!r}: must be >= 0")
     for key in ("log_every", "ckpt_every"):
-        if key in tc:
-            integer(key, tc[key], 1)
-    if "eval_every" in tc:
-        integer("eval_every", tc.eval_every or 0, 0)
-    precision = tc.get("mixed_precision") or "float32"
+        integer(key, tc[key], 1)
+    integer("eval_every", tc.eval_every, 0)
+    precision = tc.mixed_precision
     if precision not in VALID_PRECISIONS:
         raise ConfigError(f"train.mixed_precision={precision!r}: choose one of "
                           f"{', '.join(VALID_PRECISIONS)}")
     if not (isinstance(opt.lr, (int, float)) and math.isfinite(opt.lr) and opt.lr >= 0):
         raise ConfigError(f"optimizer.lr={opt.lr!r}: expected a finite number >= 0")
-    if float(opt.get("clip_norm", 0.0) or 0.0) < 0:
+    if float(opt.clip_norm) < 0:
         raise ConfigError(f"optimizer.clip_norm={opt.clip_norm!r}: expected >= 0 (0 = off)")
 
 
@@ -245,6 +247,17 @@ def _prefix_step(prefix):
     return int(str(prefix).rsplit("-", 1)[1]) if prefix else 0
 
 
+def build_task(config):
+    """The task object of config.task; a missing file or a bad value it reads is a ConfigError
+    (one line), as for the model."""
+    try:
+        return tasks.get(config.task)(config)
+    except (ValueError, TypeError, KeyError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        raise ConfigError(f"the config does not build its task: {_one_line(err)}") from None
+
+
 class Trainer:
     """Owns the model, optimizer, checkpoint and the compiled step of one training run."""
 
@@ -253,16 +266,16 @@ class Trainer:
         self.config = config
         self.workdir = Path(workdir)
         self.ckpt_dir = self.workdir / "ckpt"
-        self.task = tasks.get(config.task)
+        self.task = build_task(config)
         tc = config.train
         keras.utils.set_random_seed(int(tc.seed))
-        policy = tc.get("mixed_precision") or "float32"
+        policy = tc.mixed_precision
         keras.mixed_precision.set_global_policy(policy)
         self.strategy = make_strategy(tc)
         self.steps, self.steps_per_epoch = total_steps(config, self.task)
         with self.strategy.scope():
             try:
-                self.model = self.task.build_model(config)
+                self.model = self.task.build_model()
             except (ValueError, TypeError, KeyError) as err:  # a bad model/body config value
                 raise ConfigError(f"the config does not build a model: {_one_line(err)}") from None
             self.optimizer = make_optimizer(config.optimizer, self.steps_per_epoch, self.steps,
@@ -273,7 +286,7 @@ class Trainer:
                 model=self.model, optimizer=self.optimizer, step=self.step)
         self.manager = None  # opened by restore_latest, after a broken index is repaired
         self.regularized = self.task.regularized_weights(self.model)
-        self._train_step = self._make_train_step(resolve_jit(tc.get("jit_compile", "auto")))
+        self._train_step = self._make_train_step(resolve_jit(tc.jit_compile))
         self._losses = collections.deque(maxlen=MEDIAN_WINDOW)
         self._first_losses = []
         self._trusted_norm = None
@@ -300,11 +313,11 @@ class Trainer:
         if latest:
             checkpoints.restore_into(self.checkpoint, latest,
                                      f"the model of {self.workdir}/config.json")
-            if self.config.optimizer.get("schedule", "constant") == "constant":
+            if self.config.optimizer.schedule == "constant":
                 self.optimizer.learning_rate = self.config.optimizer.lr
             self._saved_step = int(self.step.numpy())
             print(f"resuming from step {self._saved_step} ({Path(latest).name})", flush=True)
-        elif self.config.train.get("init_from"):
+        elif self.config.train.init_from:
             _, prefix = checkpoints.find(self.config.train.init_from)
             tf.train.Checkpoint(model=self.model).restore(prefix).expect_partial()
             print(f"initialised the model from {prefix}")
@@ -312,8 +325,8 @@ class Trainer:
         return int(self.step.numpy())
     def _make_train_step(self, jit_compile):
         opt_config = self.config.optimizer
-        l2 = float(opt_config.get("l2", 0.0))
-        clip = float(opt_config.get("clip_norm", 0.0) or 0.0)
+        l2 = float(opt_config.l2)
+        clip = float(opt_config.clip_norm)
         variables = self.model.trainable_variables
         scaled = isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer)
 
@@ -361,7 +374,7 @@ class Trainer:
     def _advice(self):
         """What to change, and where a rerun resumes from (never 'None')."""
         opt = self.config.optimizer
-        clip = float(opt.get("clip_norm", 0.0) or 0.0)
+        clip = float(opt.clip_norm)
         change = (f"Lower optimizer.lr (now {opt.lr:g}); optimizer.clip_norm is already {clip:g}."
                   if clip else f"Lower optimizer.lr (now {opt.lr:g}) or set "
                   "optimizer.clip_norm (e.g. 1.0).")
@@ -437,7 +450,7 @@ class Trainer:
         self._trusted_norm = norm
 
     def evaluate(self, writer, dataset=None):
-        dataset = dataset if dataset is not None else self.task.eval_dataset(self.config)
+        dataset = dataset if dataset is not None else self.task.eval_dataset()
         results = self.task.evaluate(self.model, dataset)
         step = int(self.step.numpy())
         with writer.as_default(step=step):
@@ -501,15 +514,12 @@ class Trainer:
             print(f"already trained to step {start} of {self.steps} in {self.workdir}")
             return {}
         dataset = self.strategy.distribute_datasets_from_function(
-            lambda ctx: self.task.train_dataset(self.config, ctx))
-        eval_data = self.task.eval_dataset(self.config)  # its files are checked now, not hours in
+            lambda ctx: self.task.train_dataset(ctx))
+        eval_data = self.task.eval_dataset()  # its files are checked now, not hours in
         iterator = iter(dataset)
         writer = tf.summary.create_file_writer(str(self.workdir / "tb"))
-        log_every = int(tc.get("log_every", 50))
-        ckpt_every = int(tc.get("ckpt_every", 1000))
-        eval_every = int(tc.get("eval_every", 0) or 0)
-        summarize = getattr(self.task, "summarize", None)
-        bar = tqdm(total=self.steps, initial=start, desc=self.config.get("config_name", "train"),
+        log_every, ckpt_every, eval_every = tc.log_every, tc.ckpt_every, tc.eval_every
+        bar = tqdm(total=self.steps, initial=start, desc=self.config.config_name,
                    dynamic_ncols=True, mininterval=1.0, file=sys.stdout)
         results = {}
         started = time.time()
@@ -535,8 +545,7 @@ class Trainer:
                         tf.summary.scalar("train/lr", lr() if callable(lr) else lr)
                         tf.summary.scalar("train/steps_per_s",
                                           (step - start) / (time.time() - started))
-                    if summarize is not None:
-                        summarize(self.model, self.config, step, writer)
+                    self.task.summarize(self.model, step, writer)
                 if step % ckpt_every == 0 or step == self.steps:
                     self.save()
                 if (eval_every and step % eval_every == 0) or step == self.steps:
@@ -557,13 +566,12 @@ class Trainer:
 def dry_run(config):
     """Builds the model and prints its parameter counts on one line."""
     validate(config)
-    task = tasks.get(config.task)
+    task = build_task(config)
     try:
-        model = task.build_model(config)
+        model = task.build_model()
     except (ValueError, TypeError, KeyError) as err:
         raise ConfigError(f"the config does not build a model: {_one_line(err)}") from None
-    counts = task.count_params(model) if hasattr(task, "count_params") else {
-        "total": model.count_params()}
+    counts = task.count_params(model)
     print("params: " + " ".join(f"{k}={v}" for k, v in counts.items()))
 
 

@@ -18,7 +18,6 @@ import numpy as np
 import tensorflow as tf
 
 from pose_era import losses
-from training import tasks
 
 
 def centred_marker_error(model, inputs, targets, training):
@@ -28,8 +27,8 @@ def centred_marker_error(model, inputs, targets, training):
                                 losses.centred(targets["markers"])).numpy()
 
 
-def memorise(config, batches, steps, log_every=0):
-    """Trains a fresh model of `config` on `batches` (a list of (inputs, targets)) in turn.
+def memorise(task, batches, steps, log_every=0):
+    """Trains a fresh model of `task` (its config) on `batches` (a list of (inputs, targets)) in turn.
 
     Returns dict(steps, seconds, before / train_mode / inference_mode: mean centred marker error
     over all batches in metres). Adam at optimizer.lr, gradients clipped at optimizer.clip_norm.
@@ -37,11 +36,11 @@ def memorise(config, batches, steps, log_every=0):
     if not all(float(tf.reduce_min(t["has_markers"])) > 0 for _, t in batches):
         raise ValueError("the batches lack marker labels (has_markers = 0): use a split that "
                          "has them, e.g. the synthetic training split")
-    task = tasks.get(config.task)
+    config = task.config
     keras.utils.set_random_seed(int(config.train.seed))
-    model = task.build_model(config)
+    model = task.build_model()
     optimizer = keras.optimizers.Adam(float(config.optimizer.lr))
-    clip = float(config.optimizer.clip_norm or 0.0)
+    clip = float(config.optimizer.clip_norm)
     variables = model.trainable_variables
 
     @tf.function

@@ -9,7 +9,16 @@ TensorFlow.
 """
 from pose_era.body.cache import default_body_model_path
 
-__all__ = ["BodyModel", "default_body_model_path"]
+__all__ = ["BodyModel", "body_model_of", "default_body_model_path"]
+
+
+def body_model_of(config):
+    """The body model a pose config names: config.body.path, or ("") the cached Anny model with
+    config.model.num_markers markers (built on first use). The pose task, the evaluation CLI and
+    the demo all load it here."""
+    from pose_era.body.model import BodyModel
+    return BodyModel.load(config.body.path or
+                          default_body_model_path(num_markers=int(config.model.num_markers)))
 
 
 def __getattr__(name):

@@ -12,6 +12,7 @@ are fixed linear regressors of the posed vertices. Batched, float32, differentia
 import numpy as np
 import tensorflow as tf
 
+from pose_era import geometry
 from pose_era.body import format as body_format
 
 
@@ -126,6 +127,11 @@ class BodyModel:
             g_pos = tf.concat([g_pos, tf.einsum("bjik,bjk->bji", p_rot, offset) + p_pos], axis=1)
         return (tf.gather(g_rot, self._position, axis=1),
                 tf.gather(g_pos, self._position, axis=1))
+
+    def from_labels(self, betas, pose, transl):
+        """The posed body of schema labels: betas (B,S'), pose (B,J,3) axis-angle, transl (B,3)
+        (the ground truth the losses and the evaluator compare with)."""
+        return self(betas, geometry.axis_angle_to_matrix(tf.cast(pose, tf.float32)), transl)
 
     def __call__(self, betas, rotmats, transl):
         """betas (B,S'), rotmats (B,J,3,3), transl (B,3) -> dict of (B, ., 3) float32 tensors:

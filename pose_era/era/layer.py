@@ -96,8 +96,8 @@ class ERA(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        config = super().get_config()
-        config.pop("dtype", None)  # always float32, set by __init__
-        config.update(degree=self.degree, init=self.init, sharing=self.sharing, slope=self.slope,
-                      fit_range=list(self.fit_range))
-        return config
+        layer_config = super().get_config()
+        layer_config.pop("dtype", None)  # always float32, set by __init__
+        layer_config.update(degree=self.degree, init=self.init, sharing=self.sharing,
+                            slope=self.slope, fit_range=list(self.fit_range))
+        return layer_config

@@ -58,10 +58,10 @@ class AffineNorm(keras.layers.Layer):
         return input_shape
 
     def get_config(self):
-        config = super().get_config()
-        config.pop("dtype", None)
-        config.update(mode=self.mode, learnable=self.learnable, epsilon=self.epsilon)
-        return config
+        layer_config = super().get_config()
+        layer_config.pop("dtype", None)
+        layer_config.update(mode=self.mode, learnable=self.learnable, epsilon=self.epsilon)
+        return layer_config
 
 
 def build_norm(kind, learnable="channel"):

@@ -1,25 +1,33 @@
-"""Tasks plug a model, its data and its loss into the one training driver (training.driver).
+"""Tasks plug a model, its data, its loss and its evaluation into the one training driver.
 
-The interface each task module implements is written down in docs/contracts.md ("Task
-interface"); `get` turns `config.task` into the module.
+A task is an object built from the config: `tasks.get(config.task)(config)`. The interface is
+`training.tasks.base.Task` (and docs/contracts.md, "Task interface"); `get` turns a name into
+the class.
 """
 import importlib
-import pkgutil
 
-from pose_era.config import ConfigError
+from training.config import ConfigError
+
+# config.task -> "module:class" of the built-in tasks.
+BUILT_IN = {"pose": "training.tasks.pose:PoseTask",
+            "classification": "training.tasks.classification:ClassificationTask"}
 
 
 def available():
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    return sorted(BUILT_IN)
 
 
 def get(name):
-    """Returns the module `training.tasks.<name>`, or any importable dotted module path.
+    """The Task class of a built-in name, or of `package.module.ClassName` (e.g. a test's task).
 
-    An unknown name is a ConfigError.
-    """
-    if "." in name:
-        return importlib.import_module(name)
-    if name not in available():
+    An unknown name is a ConfigError."""
+    if name in BUILT_IN:
+        module, _, cls = BUILT_IN[name].partition(":")
+    elif "." in name:
+        module, _, cls = name.rpartition(".")
+    else:
         raise ConfigError(f"unknown task '{name}'; choose one of: {', '.join(available())}")
-    return importlib.import_module(f"training.tasks.{name}")
+    try:
+        return getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"task '{name}' cannot be loaded: {err}") from None

@@ -11,38 +11,9 @@ import tensorflow as tf
 
 from data_pipelines import classification as data
 from models import classifiers
-from pose_era.config import ConfigError
 from pose_era.era import ERA
-
-
-def build_model(config):
-    """The classifier of config.model, built (functional) for config.data's image shape.
-
-    A bad name or setting in the config (dataset, model, activation, ERA, norm) is a ConfigError,
-    so the driver prints one line instead of a traceback.
-    """
-    m = config.model
-    kwargs = {}
-    if m.name == "resnet18":
-        kwargs = {"width": m.width, "stem": m.stem}
-    try:
-        return classifiers.build(m.name, data.image_shape(config), data.num_classes(config),
-                                 activation=m.activation, era=m.era.to_dict(),
-                                 norm_learnable=m.norm_learnable, **kwargs)
-    except ValueError as err:
-        raise ConfigError(f"config model/data: {err}") from None
-
-
-def train_dataset(config, input_context=None):
-    return data.train_dataset(config, input_context)
-
-
-def eval_dataset(config):
-    return data.eval_dataset(config)
-
-
-def train_size(config):
-    return data.train_size(config)
+from training.config import ConfigError
+from training.tasks.base import Task
 
 
 def _per_example(model, inputs, targets, training):
@@ -53,39 +24,64 @@ def _per_example(model, inputs, targets, training):
     return loss, correct
 
 
-def compute_loss(model, inputs, targets, training):
-    """(per-example cross-entropy (B,), {"accuracy": batch mean})."""
-    loss, correct = _per_example(model, inputs, targets, training)
-    return loss, {"accuracy": tf.reduce_mean(correct)}
+class ClassificationTask(Task):
+    def build_model(self):
+        """The classifier of config.model, built (functional) for config.data's image shape.
 
+        A bad name or setting in the config (dataset, model, activation, ERA, norm) is a
+        ConfigError, so the driver prints one line instead of a traceback.
+        """
+        config = self.config
+        m = config.model
+        kwargs = {}
+        if m.name == "resnet18":
+            kwargs = {"width": m.width, "stem": m.stem}
+        try:
+            return classifiers.build(m.name, data.image_shape(config), data.num_classes(config),
+                                     activation=m.activation, era=m.era.to_dict(),
+                                     norm_learnable=m.norm_learnable, **kwargs)
+        except ValueError as err:
+            raise ConfigError(f"config model/data: {err}") from None
 
-def regularized_weights(model):
-    """Conv and dense kernels: the weights the supplement's L2 applies to."""
-    return [layer.kernel for layer in model._flatten_layers()
-            if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
+    def train_dataset(self, input_context=None):
+        return data.train_dataset(self.config, input_context)
 
+    def eval_dataset(self):
+        return data.eval_dataset(self.config)
 
-def count_params(model):
-    """Parameter counts for `python -m pose_era.train --dry_run`: all, ERA's, regularised."""
-    layers = list(model._flatten_layers())
-    return {"total": model.count_params(),
-            "era": sum(l.count_params() for l in layers if isinstance(l, ERA)),
-            "kernels": sum(math.prod(w.shape) for w in regularized_weights(model))}
+    def train_size(self):
+        return data.train_size(self.config)
 
+    def compute_loss(self, model, inputs, targets, training):
+        """(per-example cross-entropy (B,), {"accuracy": batch mean})."""
+        loss, correct = _per_example(model, inputs, targets, training)
+        return loss, {"accuracy": tf.reduce_mean(correct)}
 
-def evaluate(model, dataset):
-    """Mean loss and accuracy over every example of `dataset` (a partial last batch counts)."""
-    @tf.function
-    def sums(inputs, targets):
-        loss, correct = _per_example(model, inputs, targets, training=False)
-        return tf.reduce_sum(loss), tf.reduce_sum(correct), tf.cast(tf.size(loss), tf.float32)
+    def regularized_weights(self, model):
+        """Conv and dense kernels: the weights the supplement's L2 applies to."""
+        return [layer.kernel for layer in model._flatten_layers()
+                if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
 
-    total_loss = total_correct = count = 0.0
-    for inputs, targets in dataset:
-        loss, correct, n = sums(inputs, targets)
-        total_loss += float(loss)
-        total_correct += float(correct)
-        count += float(n)
-    if count == 0:
-        raise ValueError("evaluation dataset is empty: check data.name and the data files")
-    return {"loss": total_loss / count, "accuracy": total_correct / count}
+    def count_params(self, model):
+        """Parameter counts for `python -m pose_era.train --dry_run`: all, ERA's, regularised."""
+        layers = list(model._flatten_layers())
+        return {"total": model.count_params(),
+                "era": sum(l.count_params() for l in layers if isinstance(l, ERA)),
+                "kernels": sum(math.prod(w.shape) for w in self.regularized_weights(model))}
+
+    def evaluate(self, model, dataset):
+        """Mean loss and accuracy over every example of `dataset` (a partial last batch counts)."""
+        @tf.function
+        def sums(inputs, targets):
+            loss, correct = _per_example(model, inputs, targets, training=False)
+            return tf.reduce_sum(loss), tf.reduce_sum(correct), tf.cast(tf.size(loss), tf.float32)
+
+        total_loss = total_correct = count = 0.0
+        for inputs, targets in dataset:
+            loss, correct, n = sums(inputs, targets)
+            total_loss += float(loss)
+            total_correct += float(correct)
+            count += float(n)
+        if count == 0:
+            raise ValueError("evaluation dataset is empty: check data.name and the data files")
+        return {"loss": total_loss / count, "accuracy": total_correct / count}

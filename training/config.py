@@ -134,16 +134,46 @@ def save_json(config, workdir):
                          config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
 
 
+def _merged(defaults, saved):
+    """`saved` over `defaults`, section by section (keys of either side kept)."""
+    out = dict(defaults)
+    for key, value in saved.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _declared_defaults(config_name):
+    """The base config (no variant argument) a saved config was made from, as a dict; None when
+    it cannot be found (a config file that is gone, a name from another version)."""
+    name = str(config_name or "").partition(":")[0]
+    if not name or not (name.endswith(".py") and Path(name).is_file()
+                        or name in available_configs()):
+        return None
+    try:
+        return json.loads(load_config(name).to_json_best_effort())
+    except ConfigError:
+        return None
+
+
 def load_json(workdir):
-    """Reads WORKDIR/config.json back into a ConfigDict (lists stay lists)."""
+    """Reads WORKDIR/config.json back into a ConfigDict (lists stay lists).
+
+    A key the code declares but an older config.json lacks takes its value from the base config
+    of the saved config_name (without variants: a new key's base default is the behaviour the
+    code had before the key existed), so older workdirs and released models still build."""
     path = Path(workdir) / "config.json"
     if not path.is_file():
         raise ConfigError(f"no config.json in {workdir}: is it a training workdir?")
     try:
-        return ml_collections.ConfigDict(json.loads(path.read_text()))
+        saved = json.loads(path.read_text())
     except (ValueError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path} is not valid JSON ({err}); restore it from run_info.json's "
                           "command or delete the workdir") from None
+    defaults = _declared_defaults(saved.get("config_name")) if isinstance(saved, dict) else None
+    return ml_collections.ConfigDict(_merged(defaults, saved) if defaults else saved)
 
 
 # Keys a resumed run may change: how long it runs, how often it logs, saves and evaluates, where
@@ -167,7 +197,7 @@ def _flat(tree, prefix=""):
 def resume_conflicts(config, workdir):
     """Keys whose value in `config` differs from WORKDIR/config.json and that a resume may not
     change (see RESUMABLE_KEYS); [] when there is no config.json. A key present on one side
-    only is compatible: it was added (or removed) by a later version of the code."""
+    only (after load_json's declared defaults) is compatible."""
     if not (Path(workdir) / "config.json").is_file():
         return []
     old = _flat(json.loads(json.dumps(load_json(workdir).to_dict())))
