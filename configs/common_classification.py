@@ -7,7 +7,7 @@ learning-rate boundaries with it, for smoke tests on a CPU.
 """
 import ml_collections
 
-from configs.common_train import optimizer_section, train_section
+from configs.common import era_section, optimizer_section, train_section
 from training.config import ConfigError
 
 def classification_config(arg, *, dataset, model, image_size, epochs, batch_size, lr,
@@ -37,7 +37,7 @@ def classification_config(arg, *, dataset, model, image_size, epochs, batch_size
     config.model = dict(
         name=model,
         activation="relu",         # relu | leaky_relu | swish | gelu | era
-        era=dict(degree=2, init="swish", sharing="layer"),
+        era=era_section(),
         norm_learnable="channel",  # channel: gamma/beta per channel; single: one scalar each
         width=64,                  # resnet18 only: width of the first stage
         stem="cifar",              # resnet18 only: cifar (3x3 conv) | imagenet (7x7/2 + pool)

@@ -23,7 +23,7 @@ e.g. `python -m pose_era.train --config mixer_64:cpu,weak`.
 """
 import ml_collections
 
-from configs.common_train import optimizer_section, section, train_section
+from configs.common import era_section, optimizer_section, section, train_section
 
 VARIANTS = ("cpu", "long", "weak", "finetune")
 THREE_D_TERMS = ("markers3d", "joints3d", "vertices")
@@ -55,10 +55,7 @@ def model_section():
     c.head.corr_hidden = 256              # hidden size of the marker-correction MLP
     c.head.act_norm = True                # layer norm right before each activation (ERA wiring)
     c.activation = "era"                  # era | relu | gelu | swish | leaky_relu
-    c.era = ml_collections.ConfigDict()
-    c.era.degree = 2
-    c.era.init = "swish"
-    c.era.sharing = "layer"
+    c.era = era_section()
     c.num_markers = 64
     c.init_fill = 0.8                     # M_0: mean body spans this fraction of the crop
     c.markerposer = ml_collections.ConfigDict()

@@ -5,15 +5,14 @@ docs/eval_demo.md. The pictures use the NumPy rasteriser (pose_era/renderer.py),
 imported only here, so the model never depends on rendering.
 """
 import json
-import os
 
 import cv2
 import numpy as np
 import tensorflow as tf
 import trimesh
 
-from pose_era import constants
-from pose_era import geometry
+from pose_era import constants, geometry
+from pose_era.io import write_via_path
 
 # COCO-17 limbs drawn on the overlay (index pairs into constants.COCO17_NAMES).
 COCO_LIMBS = ((5, 7), (7, 9), (6, 8), (8, 10), (5, 6), (5, 11), (6, 12), (11, 12), (11, 13),
@@ -24,22 +23,10 @@ H36M_LIMBS = ((0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6), (0, 7), (7, 8), (8
 MIN_VISIBILITY = 0.5  # keypoints drawn when at least this visible
 
 
-def atomic(path, write):
-    """Calls write(tmp_path) and renames the result onto path."""
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 def write_mesh(out, stem, vertices, faces):
     """STEM.obj and STEM.ply of the camera-frame mesh (trimesh, vertices kept as given)."""
     mesh = trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
-    return [atomic(out / f"{stem}.{ext}", lambda p, e=ext: mesh.export(str(p), file_type=e))
+    return [write_via_path(out / f"{stem}.{ext}", lambda p, e=ext: mesh.export(str(p), file_type=e))
             for ext in ("obj", "ply")]
 
 
@@ -80,7 +67,7 @@ def write_params(out, stem, person, body, image_shape, prefix, step):
         "fit": person.fit,
         "checkpoint": {"prefix": str(prefix), "step": int(step)},
     }
-    return atomic(out / f"{stem}.json",
+    return write_via_path(out / f"{stem}.json",
                   lambda p: p.write_text(json.dumps(payload, indent=2) + "\n"))
 
 
@@ -143,7 +130,7 @@ def write_pictures(out, stem, image, person, faces, compare=False):
     paths = []
     for name, rgb in ((f"{stem}_overlay.png", over), (f"{stem}_side.png", side_image)):
         bgr = cv2.cvtColor((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8), cv2.COLOR_RGB2BGR)
-        paths.append(atomic(out / name, lambda p, b=bgr: _imwrite(p, b)))
+        paths.append(write_via_path(out / name, lambda p, b=bgr: _imwrite(p, b)))
     return paths
 
 

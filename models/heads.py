@@ -28,7 +28,7 @@ def era_kwargs(era):
 class MLP(keras.layers.Layer):
     """Dense(hidden) -> [layer norm] -> activation -> Dense(out): the one MLP of every block."""
 
-    def __init__(self, hidden, out, activation="relu", era=None, act_norm=True,
+    def __init__(self, hidden, out, *, activation="relu", era=None, act_norm=True,
                  out_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         self.hidden, self.out = int(hidden), int(out)
@@ -56,7 +56,7 @@ class MLP(keras.layers.Layer):
 class TransformerBlock(keras.layers.Layer):
     """Pre-norm Transformer encoder layer: x + MHA(LN(x)); x + FFN(LN(x))."""
 
-    def __init__(self, width, num_heads=8, ffn_hidden=1024, activation="relu", era=None,
+    def __init__(self, width, *, num_heads=8, ffn_hidden=1024, activation="relu", era=None,
                  act_norm=True, **kwargs):
         super().__init__(**kwargs)
         if width % num_heads:
@@ -67,7 +67,8 @@ class TransformerBlock(keras.layers.Layer):
         self.attn = keras.layers.MultiHeadAttention(self.num_heads, self.width // self.num_heads,
                                                     name="attn")
         self.ln_ffn = keras.layers.LayerNormalization(epsilon=1e-5, name="ln_ffn")
-        self.ffn = MLP(self.ffn_hidden, self.width, activation, self.era, act_norm, name="ffn")
+        self.ffn = MLP(self.ffn_hidden, self.width, activation=activation, era=self.era,
+                       act_norm=act_norm, name="ffn")
 
     def call(self, x):
         h = self.ln_attn(x)
@@ -89,24 +90,24 @@ class MixerBlock(keras.layers.Layer):
     image tokens plus the [markers] token), the channel-mixing MLP across the D features.
     """
 
-    def __init__(self, width, token_hidden=1024, channel_hidden=2048, activation="relu", era=None,
-                 act_norm=True, **kwargs):
+    def __init__(self, width, *, token_hidden=1024, channel_hidden=2048, activation="relu",
+                 era=None, act_norm=True, **kwargs):
         super().__init__(**kwargs)
         self.width, self.token_hidden = int(width), int(token_hidden)
         self.channel_hidden = int(channel_hidden)
         self.activation, self.era, self.act_norm = activation, era_kwargs(era), bool(act_norm)
         self.ln_token = keras.layers.LayerNormalization(epsilon=1e-5, name="ln_token")
         self.ln_channel = keras.layers.LayerNormalization(epsilon=1e-5, name="ln_channel")
-        self.channel_mlp = MLP(self.channel_hidden, self.width, activation, self.era, act_norm,
-                               name="channel_mlp")
+        self.channel_mlp = MLP(self.channel_hidden, self.width, activation=activation,
+                               era=self.era, act_norm=act_norm, name="channel_mlp")
         self.token_mlp = None
 
     def build(self, input_shape):
         num_tokens = input_shape[1]
         if num_tokens is None:
             raise ValueError("MixerBlock needs a static token count (fixed image size)")
-        self.token_mlp = MLP(self.token_hidden, num_tokens, self.activation, self.era,
-                             self.act_norm, name="token_mlp")
+        self.token_mlp = MLP(self.token_hidden, num_tokens, activation=self.activation,
+                             era=self.era, act_norm=self.act_norm, name="token_mlp")
 
     def call(self, x):
         h = keras.ops.transpose(self.ln_token(x), (0, 2, 1))
@@ -123,9 +124,11 @@ class MixerBlock(keras.layers.Layer):
 def build_block(head, activation, era):
     """The shared block named by config.model.head (kind, width, sizes) with the given activation."""
     if head.kind == "transformer":
-        return TransformerBlock(head.width, head.num_heads, head.ffn_hidden, activation, era,
-                                head.act_norm, name="shared_block")
+        return TransformerBlock(head.width, num_heads=head.num_heads, ffn_hidden=head.ffn_hidden,
+                                activation=activation, era=era, act_norm=head.act_norm,
+                                name="shared_block")
     if head.kind == "mixer":
-        return MixerBlock(head.width, head.token_hidden, head.channel_hidden, activation, era,
-                          head.act_norm, name="shared_block")
+        return MixerBlock(head.width, token_hidden=head.token_hidden,
+                          channel_hidden=head.channel_hidden, activation=activation, era=era,
+                          act_norm=head.act_norm, name="shared_block")
     raise ValueError(f"model.head.kind={head.kind!r} is unknown; use one of {', '.join(HEAD_KINDS)}")

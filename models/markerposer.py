@@ -10,7 +10,6 @@ root rotation is predicted in that frame), flattened to 3K numbers. The MLP (Den
 The last layer has a zero kernel and a bias equal to the upright mean body (models/mean_body.py):
 an untrained MarkerPoser returns the mean body facing the camera, sitting on the markers' centroid.
 """
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from keras import ops
 
 from models.heads import era_kwargs
 from models.mean_body import mean_body, rot6d_of
-from pose_era import geometry
+from pose_era import geometry, io
 from pose_era.era import build_activation, build_norm
 
 
@@ -115,12 +114,9 @@ class BodyLayer(keras.layers.Layer):
 
 def save_weights(layer, path):
     """Write the MarkerPoser's weights to an .npz (atomic): names and arrays in variable order."""
-    path = str(path)
-    tmp = path + ".tmp.npz"
     arrays = {f"w{i:03d}": np.asarray(v) for i, v in enumerate(layer.weights)}
     names = np.array([v.path.split("/", 1)[-1] for v in layer.weights])
-    np.savez(tmp, names=names, **arrays)
-    os.replace(tmp, path)
+    io.atomic_write(path, lambda f: np.savez(f, names=names, **arrays))
 
 
 def load_weights(layer, path):

@@ -15,8 +15,8 @@ from models.dense2d import dense2d_head
 from models.heads import build_block
 from models.mean_body import mean_body
 from models.thundr import ThundrHead
+from pose_era.era import ACTIVATIONS
 
-ACTIVATIONS = ("era", "relu", "gelu", "swish", "leaky_relu")
 
 
 def _check(m, body_model):
@@ -66,9 +66,11 @@ def build_pose_model(config, body_model):
     if m.dense2d.enabled:
         feats, fine = feats
         extra["kp2d_dense"] = dense2d_head(fine, size, m.dense2d.hidden)
-    head = ThundrHead(build_block(m.head, m.activation, m.era), m.head.depth, m.head.width, size,
-                      mean["markers"], mean["extent"], m.init_fill, m.head.pos_encoding,
-                      m.head.corr_hidden, m.activation, m.era, m.head.act_norm, name="head")
+    head = ThundrHead(build_block(m.head, m.activation, m.era), depth=m.head.depth,
+                      width=m.head.width, image_size=size, rest_markers=mean["markers"],
+                      extent=mean["extent"], fill=m.init_fill, pos_encoding=m.head.pos_encoding,
+                      corr_hidden=m.head.corr_hidden, activation=m.activation, era=m.era,
+                      act_norm=m.head.act_norm, name="head")
     markers_list = head([feats, K])
     markers = markers_list[:, -1]
     params = build_markerposer(m, body_model)(markers)

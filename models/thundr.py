@@ -65,7 +65,7 @@ class ThundrHead(keras.layers.Layer):
     times on the token sequence. `rest_markers`, `extent` come from models.mean_body.mean_body.
     """
 
-    def __init__(self, block, depth, width, image_size, rest_markers, extent, fill=0.8,
+    def __init__(self, block, *, depth, width, image_size, rest_markers, extent, fill=0.8,
                  pos_encoding="learned", corr_hidden=256, activation="relu", era=None,
                  act_norm=True, **kwargs):
         super().__init__(**kwargs)
@@ -82,8 +82,9 @@ class ThundrHead(keras.layers.Layer):
         self.embed = keras.layers.Dense(self.width, name="embed")
         self.ln_markers = keras.layers.LayerNormalization(epsilon=1e-5, name="ln_markers")
         # float32 output: marker coordinates accumulate in float32 under mixed precision too.
-        self.corr = MLP(corr_hidden, 3 * self.num_markers, activation, era_kwargs(era), act_norm,
-                        out_initializer="zeros", dtype="float32", name="marker_correction")
+        self.corr = MLP(corr_hidden, 3 * self.num_markers, activation=activation,
+                        era=era_kwargs(era), act_norm=act_norm, out_initializer="zeros",
+                        dtype="float32", name="marker_correction")
 
     def build(self, input_shape):
         feat_shape, _ = input_shape

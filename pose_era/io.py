@@ -1,7 +1,7 @@
 """Small file-system helpers shared by the driver, the tools and the data writers.
 
-Why one module: atomic writes, clean-up of partial files, the workdir lock and the wording of
-OSError messages were copied (slightly differently) into several files. A file written here is
+Why one module: atomic writes, clean-up of partial files, the workdir lock, run provenance (the
+git commit) and the wording of OSError messages were copied (slightly differently) into several files. A file written here is
 complete or absent (temporary file in the same folder, then os.replace), gets the mode a plain
 `open` would give it (0666 minus the umask, not mkstemp's 0600), and a failed write leaves no
 temporary file behind.
@@ -10,8 +10,10 @@ import errno
 import hashlib
 import json
 import os
+import platform
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -63,6 +65,56 @@ def write_text(path, text):
 def write_json(path, payload):
     """Writes indented, key-sorted JSON atomically; returns the path."""
     return write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def code_version(root=None):
+    """{commit, dirty} of the git checkout `root` (default: the one this code runs from; None
+    outside one), so that a result can be traced to the code that produced it."""
+    root = Path(root) if root else Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def cpu_model():
+    """The CPU's model name (benchmark tables name the machine)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def machine_line():
+    """Cores, CPU and load average: the machine line of every benchmark and ablation table."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{cores} cores ({cpu_model()}), load average {load}"
+
+
+def write_via_path(path, write):
+    """Calls write(tmp_path) for writers that take only a file name (Keras' .weights.h5 needs
+    its suffix, a compiler its -o), then renames the result onto `path`; no partial file is
+    left either way."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{os.getpid()}{TMP_SUFFIX}.{path.name}")  # keeps the full suffix
+    try:
+        write(tmp)
+        os.chmod(tmp, _umask_mode())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
 
 
 def sha256_of(path, chunk=1 << 20):

@@ -184,7 +184,7 @@ def test_keypoint_visibility_against_an_occluding_plane():
 
 
 def _make(out, body_file, workers, seed=7):
-    return writer.build_dataset(out, 4, 3, seed, body_path=body_file, workers=workers,
+    return writer.write_dataset(out, 4, 3, seed, body_path=body_file, workers=workers,
                                 image_size=SIZE, progress=False)
 
 
@@ -324,11 +324,11 @@ def test_ensure_reuses_or_refuses(dataset, body_file, monkeypatch):
 
 def test_bad_input_is_one_clear_line(tmp_path, body_file, capsys, monkeypatch):
     with pytest.raises(ValueError, match="--train must be >= 0"):
-        writer.build_dataset(tmp_path / "x", -1, 3, 0, body_path=body_file)
+        writer.write_dataset(tmp_path / "x", -1, 3, 0, body_path=body_file)
     with pytest.raises(ValueError, match="max yaw must be in"):
-        writer.build_dataset(tmp_path / "x", 1, 1, 0, body_path=body_file, max_yaw=200)
+        writer.write_dataset(tmp_path / "x", 1, 1, 0, body_path=body_file, max_yaw=200)
     with pytest.raises(FileNotFoundError, match="build_body_model"):
-        writer.build_dataset(tmp_path / "x", 1, 1, 0, body_path=tmp_path / "missing.npz")
+        writer.write_dataset(tmp_path / "x", 1, 1, 0, body_path=tmp_path / "missing.npz")
     with pytest.raises(FileNotFoundError, match="make_synth"):
         records.train_files(tmp_path)
     monkeypatch.syspath_prepend("tools")

@@ -191,3 +191,29 @@ def test_sinusoidal_positions_closed_form_and_no_weights(body):
     assert learned.count_params() - fixed.count_params() == 3 * 3 * 64  # the 3x3 x width table
     out = fixed({"image": tf.zeros((1, 96, 96, 3)), "K": camera(1, 96)})
     assert out["markers"].shape == (1, body.num_markers, 3)
+
+
+def test_registered_layers_round_trip_and_the_rest_is_rebuilt_from_config_json():
+    """Layers registered for Keras serialisation rebuild from get_config(); ThundrHead (it holds
+    the shared block object) and BodyLayer (it holds a body model) are deliberately not
+    registered: a pose model is always rebuilt from config.json (docs/network.md), which
+    tests/test_train.py's restore tests exercise."""
+    from models import dense2d, heads, markerposer, thundr
+    from pose_era.era import ERA, AffineNorm
+
+    era = {"degree": 2, "init": "swish", "sharing": "layer"}
+    layers = [heads.MLP(8, 4, activation="era", era=era, act_norm=False),
+              heads.TransformerBlock(8, num_heads=2, ffn_hidden=16, activation="gelu"),
+              heads.MixerBlock(8, token_hidden=4, channel_hidden=8, era=era),
+              dense2d.SoftArgmax2D(8), ERA(degree=2, init="relu"), AffineNorm(mode="instance"),
+              backbones.CaffePreprocess(),
+              markerposer.new_markerposer(tiny_body_model(num_markers=16), hidden=(8,))]
+    for layer in layers:
+        name = keras.saving.get_registered_name(type(layer))
+        assert keras.saving.get_registered_object(name) is type(layer), name
+        clone = type(layer).from_config(layer.get_config())
+        assert clone.get_config() == layer.get_config(), name
+    for cls in (thundr.ThundrHead, markerposer.BodyLayer):
+        assert keras.saving.get_registered_object(keras.saving.get_registered_name(cls)) is None
+    with pytest.raises(TypeError):  # keyword-only: 13 positional arguments were a trap
+        thundr.ThundrHead(layers[2], 4, 8)

@@ -1,7 +1,7 @@
 """Config of the toy regression task used by tests/test_train.py."""
 import ml_collections
 
-from configs.common_train import optimizer_section, train_section
+from configs.common import optimizer_section, train_section
 
 
 def get_config(arg=None):

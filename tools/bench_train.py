@@ -14,7 +14,6 @@ Prints a markdown table with the machine, its load and the command.
 """
 import argparse
 import os
-import platform
 import shlex
 import statistics
 import sys
@@ -24,6 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pose_era import io  # noqa: E402  (no TensorFlow import: cheap before the --help)
 
 CONFIGS = ("mixer_64", "mixer_256", "transformer_64", "transformer_256",
            "resnet50_transformer_256")
@@ -47,22 +48,6 @@ def parse_args(argv=None):
     if args.image_size < 32 or args.batch < 1 or args.repeats < 1:
         p.error("--image_size must be >= 32, --batch and --repeats >= 1")
     return args
-
-
-def cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def machine_line():
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return f"{cores} cores ({cpu_model()}), load average {load}"
 
 
 def random_batch(config, body, batch, size):
@@ -175,7 +160,7 @@ def main(argv=None):
     tf.get_logger().setLevel("ERROR")
     given = sys.argv[1:] if argv is None else argv
     command = " ".join(["python tools/bench_train.py", shlex.join(given)]).strip()
-    before = machine_line()
+    before = io.machine_line()
     fused = kernel.load() is not None and args.era_path == "auto"
     results = {}
     started = time.time()

@@ -7,13 +7,13 @@ Fits every target (relu, leaky_relu with slope 0.2, swish, gelu, gelu_tanh) at e
 """
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pose_era import io  # noqa: E402
 from pose_era.era import fitting  # noqa: E402
 from pose_era.era.ops import EPS  # noqa: E402
 
@@ -51,9 +51,7 @@ def main(argv=None):
         "lawson_steps": fitting.LAWSON_STEPS, "f_min": fitting.F_MIN,
         "coef_bound": fitting.COEF_BOUND, "fits": fits,
     }
-    tmp = args.out.with_name(args.out.name + ".tmp")
-    tmp.write_text(json.dumps(table, indent=1) + "\n")
-    os.replace(tmp, args.out)
+    io.write_text(args.out, json.dumps(table, indent=1) + "\n")
     print(f"wrote {args.out}")
     return 0
 

@@ -43,16 +43,25 @@ def layer_of(module):
     return PACKAGES.get(module.split(".")[0])
 
 
-def _resolve(node, module, is_package):
-    """Absolute names a node imports (ImportFrom yields the module and module.name)."""
+def _resolve(node, module, is_package, known):
+    """Project modules a node imports: `from pose_era import geometry` -> pose_era.geometry,
+    `from pose_era.era import ERA` -> pose_era.era (the longest known prefix)."""
     if isinstance(node, ast.Import):
-        return [a.name for a in node.names]
-    base = node.module or ""
-    if node.level:
-        parts = module.split(".")
-        keep = len(parts) - node.level + (1 if is_package else 0)
-        base = ".".join(parts[:keep] + ([base] if base else []))
-    return [base] + [f"{base}.{a.name}" for a in node.names]
+        names = [a.name for a in node.names]
+    else:
+        base = node.module or ""
+        if node.level:
+            parts = module.split(".")
+            keep = len(parts) - node.level + (1 if is_package else 0)
+            base = ".".join(parts[:keep] + ([base] if base else []))
+        names = [f"{base}.{a.name}" if f"{base}.{a.name}" in known else base
+                 for a in node.names]
+    found = []
+    for name in names:
+        parts = name.split(".")
+        found += [".".join(parts[:n]) for n in range(len(parts), 0, -1)
+                  if ".".join(parts[:n]) in known][:1]
+    return found
 
 
 def imports(root):
@@ -68,12 +77,8 @@ def imports(root):
         for node in ast.walk(tree):
             if not isinstance(node, (ast.Import, ast.ImportFrom)):
                 continue
-            for name in _resolve(node, module, path.name == "__init__.py"):
-                # The longest known prefix: `from pose_era import geometry` -> pose_era.geometry.
-                target = next((".".join(name.split(".")[:n]) for n in
-                               range(name.count(".") + 1, 0, -1)
-                               if ".".join(name.split(".")[:n]) in known), None)
-                if target and target != module:
+            for target in _resolve(node, module, path.name == "__init__.py", known):
+                if target != module:
                     edges[module].add(target)
     return known, edges
 
@@ -121,10 +126,11 @@ def main(argv=None):
             if cross:
                 print(f"{source} -> {', '.join(cross)}")
     else:
-        for source, targets in sorted(package_graph(edges).items(),
-                                      key=lambda kv: (LAYERS.index(layer_of(kv[0]) or "entry"),
-                                                      kv[0])):
-            print(f"[{layer_of(source) or '?'}] {source} -> {', '.join(sorted(targets))}")
+        graph = package_graph(edges)
+        nodes = set(graph) | {p for p in PACKAGES if (Path(args.root) / p).is_dir()}
+        for source in sorted(nodes, key=lambda n: (LAYERS.index(layer_of(n) or "entry"), n)):
+            targets = ", ".join(sorted(graph.get(source, ()))) or "(nothing of the project)"
+            print(f"[{layer_of(source) or '?'}] {source} -> {targets}")
     bad = violations(edges)
     if bad:
         print(f"\n{len(bad)} import(s) against the layering (docs/layers.md):")

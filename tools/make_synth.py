@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from data_pipelines.synthetic.writer import build_dataset  # noqa: E402
+from data_pipelines.synthetic.writer import write_dataset  # noqa: E402
 from pose_era.io import describe_os_error  # noqa: E402
 
 
@@ -42,7 +42,7 @@ def main(argv=None):
     start = time.perf_counter()
     existed = Path(args.out).is_dir()
     try:  # exist_ok: a complete set made with these arguments is left as it is
-        out = build_dataset(args.out, args.train, args.test, args.seed, body_path=args.body,
+        out = write_dataset(args.out, args.train, args.test, args.seed, body_path=args.body,
                             workers=args.workers, image_size=args.image_size,
                             max_yaw=args.max_yaw, progress=not args.no_progress, exist_ok=True)
     except OSError as err:

@@ -39,7 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench_train import machine_line  # noqa: E402  (tools/ is on sys.path as the script's folder)
+from pose_era import io  # noqa: E402
 
 # activation name in the table -> model overrides
 ACTIVATIONS = {
@@ -100,14 +100,6 @@ def run(cmd, log=None):
     return rc, time.time() - started
 
 
-def write_json(path, payload):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def prepare(args):
     """The shared synthetic set and MarkerPoser weights (made once); returns their paths."""
     data = f"cache/synth/ablation_{args.train}_{args.test}_{args.image_size}"
@@ -162,7 +154,7 @@ def one_run(args, config, activation, seed, data, weights):
         "load_after": [round(x, 2) for x in os.getloadavg()],
         "commands": [f"python {shlex.join(train_cmd)}", f"python {shlex.join(eval_cmd)}"],
     }
-    write_json(record_path, record)
+    io.write_json(record_path, record)
     print(f"{workdir}: MPJPE {record['mpjpe']:.1f} mm, PA-MPJPE {record['pa_mpjpe']:.1f} mm "
           f"(train {train_s:.0f} s, eval {eval_s:.0f} s)", flush=True)
     return record
@@ -171,9 +163,7 @@ def one_run(args, config, activation, seed, data, weights):
 def git_commit():
     """HEAD of the checkout when a run starts. Other work lands in the same checkout meanwhile
     (uncommitted edits included), so WORKDIR/config.json is the exact record of what ran."""
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                         text=True)
-    return out.stdout.strip() or "unknown"
+    return (io.code_version(ROOT)["commit"] or "unknown")[:7]
 
 
 def mean_std(values):
@@ -233,12 +223,12 @@ def main(argv=None):
         print(f"warning: the mean-pose baseline differs between runs: {sorted(baselines)}")
     baseline = next((r["baseline"] for r in records if r.get("baseline")), None)
     rows = summarize(records, args)
-    machine = machine_line()
+    machine = io.machine_line()
     payload = {"command": command, "settings": vars(args), "data": data,
                "markerposer": weights, "machine": machine, "load_start": load_start,
                "wall_s": round(time.time() - started, 1), "baseline": baseline,
                "summary": rows, "runs": records, "failed": failed}
-    write_json(ROOT / args.root / "ablation.json", payload)
+    io.write_json(ROOT / args.root / "ablation.json", payload)
     print(f"\nCommand: `{command}`")
     size = f"{args.image_size}x{args.image_size}"
     print(f"Settings: {args.steps} steps x batch {args.batch}, {size}, "

@@ -43,12 +43,10 @@ def run(*cmd):
 def export_backbone(release, path):
     """The released model's trained CNN as a Keras weights file (`model.backbone.weights=`)."""
     from models.backbones import save_cnn_weights
+    from pose_era import io
     from training import checkpoints
     _, model, step = checkpoints.restore(release)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(path).with_name(Path(path).stem + ".tmp.weights.h5")
-    save_cnn_weights(model.get_layer("backbone"), tmp)
-    os.replace(tmp, path)
+    io.write_via_path(path, lambda tmp: save_cnn_weights(model.get_layer("backbone"), tmp))
     print(f"backbone of {release} (step {step}) -> {path}", flush=True)
 
 

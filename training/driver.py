@@ -10,7 +10,7 @@ with a config that changes the saved model is refused before anything is written
 SIGTERM save the current step. Every failure is one line and exit status 2 (docs/failures.md).
 The task-specific parts come from the task object `tasks.get(config.task)(config)`
 (training/tasks/base.py, docs/contracts.md). The keys read here are declared in
-configs/common_train.py.
+configs/common.py.
 
 Examples:
   python -m pose_era.train --config digits_cnn
@@ -26,7 +26,6 @@ import math
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -192,21 +191,6 @@ def prepare_workdir(workdir):
     workdir.mkdir(parents=True, exist_ok=True)
 
 
-def code_version():
-    """{commit, dirty} of the git checkout this code runs from (None outside one), so that
-    a result can be traced to the code that produced it."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                                text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=10,
-                               check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": bool(dirty)}
-
-
 class RunLog:
     """WORKDIR/run_info.json: one entry per start attempt (time, step it started from, command,
     code version, outcome, end_step), written when the attempt begins and updated when it ends,
@@ -222,7 +206,7 @@ class RunLog:
             self.starts = []
         self.entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "step": step,
                       "argv": sys.argv, "tensorflow": tf.__version__,
-                      "keras": keras.__version__, "outcome": "running", **code_version()}
+                      "keras": keras.__version__, "outcome": "running", **io.code_version()}
         self.starts.append(self.entry)
         self._write()
 

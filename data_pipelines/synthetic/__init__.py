@@ -1,5 +1,5 @@
 """The synthetic human dataset: sampler (bodies, poses, cameras, looks), a headless renderer,
 scenes (one example from its seed), the TFRecord format and the dataset writer."""
-from data_pipelines.synthetic.writer import build_dataset, ensure_synthetic_dataset
+from data_pipelines.synthetic.writer import ensure_synthetic_dataset, write_dataset
 
-__all__ = ["build_dataset", "ensure_synthetic_dataset"]
+__all__ = ["ensure_synthetic_dataset", "write_dataset"]

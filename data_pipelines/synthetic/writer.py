@@ -210,7 +210,7 @@ def _differences(meta, want):
     return [k for k in keys if meta.get(k, _OLDER_DEFAULTS.get(k)) != want[k]]
 
 
-def build_dataset(out, train, test, seed, body_path=None, workers=2, image_size=480,
+def write_dataset(out, train, test, seed, body_path=None, workers=2, image_size=480,
                   max_yaw=180.0, progress=True, exist_ok=False):
     """Make the dataset folder `out`; returns its Path.
 
@@ -291,6 +291,6 @@ def ensure_synthetic_dataset(directory, train, test, seed, body_path=None, worke
 
     Returns the folder's Path; an existing folder made with other arguments is an error that
     says so, rather than silently training on different data."""
-    return build_dataset(directory, train, test, seed, body_path=body_path, workers=workers,
+    return write_dataset(directory, train, test, seed, body_path=body_path, workers=workers,
                          image_size=image_size, max_yaw=max_yaw, progress=progress,
                          exist_ok=True)

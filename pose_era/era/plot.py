@@ -4,11 +4,11 @@ initialisation, its derivative, and the density of the layer's pre-activations s
 Works on any Keras model: the ERA layers' inputs are captured by wrapping their `call` for one
 eager forward pass (so shared layers called several times contribute every call).
 """
-import os
 from pathlib import Path
 
 import numpy as np
 
+from pose_era import io
 from pose_era.era import fitting
 from pose_era.era.layer import ERA
 
@@ -101,12 +101,10 @@ def plot_layer(layer, inputs, path):
     axes[0].set_title(f"{layer.name}: ERA degree {layer.degree}, {layer.sharing} sharing{note}",
                       fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    try:
+        return io.atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=110))
+    finally:
+        plt.close(fig)
 
 
 def plot_era_layers(model, sample_inputs, out_dir):

@@ -1,8 +1,8 @@
-"""The training driver's own sections (training/driver.py), declared once for every task.
+"""Config sections every task shares, declared once: the training driver's (training/driver.py)
+`train` and `optimizer`, and the ERA settings (`era`) of every model that uses ERA.
 
-Each task's configs call `train_section(...)` and `optimizer_section(...)` with the values that
-differ; every key the driver reads is here with its default, so `--set` works alike everywhere
-and a misspelt value fails loudly (TypeError on an undeclared key).
+Each task's configs call these with the values that differ; every key is here with its default,
+so `--set` works alike everywhere and a misspelt key fails loudly (TypeError).
 """
 import ml_collections
 
@@ -12,8 +12,18 @@ def section(defaults, values, where):
     unknown = sorted(set(values) - set(defaults))
     if unknown:
         raise TypeError(f"{where}: undeclared key(s) {', '.join(unknown)}; declare them in "
-                        "configs/common_train.py")
+                        "configs/common.py")
     return ml_collections.ConfigDict({**defaults, **values})
+
+
+def era_section(**values):
+    """pose_era.era.ERA's settings where model.activation = era (build_activation's `era`)."""
+    defaults = dict(
+        degree=2,                 # denominator degree 2n: 2 = one partial fraction (3/2 rational)
+        init="swish",             # relu | leaky_relu | swish | gelu | gelu_tanh | random
+        sharing="layer",          # layer: one parameter set per layer | channel: per channel
+    )
+    return section(defaults, values, "era")
 
 
 def train_section(**values):
