@@ -25,11 +25,11 @@ import numpy as np  # noqa: E402
 
 from data_pipelines.synthetic.scene import SceneMaker, example_seed  # noqa: E402
 from eval import demo  # noqa: E402
-from eval.metrics import pa_mpjpe  # noqa: E402
-from training import checkpoints  # noqa: E402
 from eval.blazepose import BlazePose  # noqa: E402
 from eval.fitting import FitOptions, Fitter  # noqa: E402
-from training.tasks import pose  # noqa: E402
+from eval.metrics import pa_mpjpe  # noqa: E402
+from pose_era.body import body_model_of  # noqa: E402
+from training import checkpoints  # noqa: E402
 
 SIZE = 480
 
@@ -42,7 +42,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=200)
     args = parser.parse_args(argv)
     config, model, step = checkpoints.restore(args.ckpt)
-    body, size = pose.body_model(config), int(config.data.image_size)
+    body, size = body_model_of(config), int(config.data.image_size)
     maker = SceneMaker(body, image_size=SIZE)
     fitter = Fitter(body, size, options=FitOptions(steps=args.steps,
                                                    global_steps=args.steps // 4))

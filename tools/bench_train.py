@@ -88,7 +88,6 @@ class Bench:
     def __init__(self, name, activation, size, batch, workdir):
         import tensorflow as tf
         from training import config as config_lib
-        from training.tasks import pose
         from training.driver import Trainer
 
         config = config_lib.apply_overrides(config_lib.load_config(name), [
@@ -96,7 +95,7 @@ class Bench:
             f"train.batch_size={batch}", "train.jit_compile=false"])
         self.trainer = Trainer(config, workdir)
         self.model = self.trainer.model
-        inputs, targets = random_batch(config, pose.body_model(config), batch, size)
+        inputs, targets = random_batch(config, self.trainer.task.body, batch, size)
         self.iterator = iter(tf.data.Dataset.from_tensors((inputs, targets)).repeat())
         self.inputs = inputs
         self.infer_fn = tf.function(lambda x: self.model(x, training=False))

@@ -111,7 +111,7 @@ class SceneMaker:
         pelvis = np.stack([d["pelvis"] for d in draws])
         rest_root = self.body.rest_joints(betas)[:, self.root].numpy()
         transl = (pelvis - rest_root).astype(np.float32)   # puts the root joint at `pelvis`
-        out = self.body(betas, geometry.axis_angle_to_matrix(tf.constant(pose)), transl)
+        out = self.body.from_labels(betas, pose, transl)  # the labels written are these
         verts = out["vertices"]
         uv_full = geometry.project(verts, K_full).numpy()
         boxes = np.stack([sampler.crop_box(uv, d["box_rng"]) for uv, d in zip(uv_full, draws)])
