@@ -27,8 +27,8 @@ import math
 
 import tensorflow as tf
 
-from pose_era import constants
 from data_pipelines.images import map_keypoints, warp
+from pose_era import constants
 from pose_era import geometry
 
 _MIRROR_AA = tf.constant([1.0, -1.0, -1.0])

@@ -25,9 +25,9 @@ import zipfile
 
 import numpy as np
 
-from pose_era import constants
 from data_pipelines import schema
 from data_pipelines.source import FileSource
+from pose_era import constants
 from pose_era import safe_pickle
 
 log = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ import numpy as np
 import tensorflow as tf
 
 from data_pipelines import images
-from pose_era import geometry
 from eval.blazepose import Person as Landmarks
 from eval.blazepose import detector as bp_detector
 from eval.blazepose import landmarks as bp_landmarks
+from pose_era import geometry
 
 ENLARGE = 1.2        # crop side = 1.2 x the person box's longer side (SPIN's scaleFactor)
 BBOX_ROI_SCALE = 1.25  # landmark ROI around a given box: its longer side x this (MediaPipe's)

@@ -9,8 +9,8 @@ rest pose itself: up = head - pelvis and left = left hip - right hip of the H36M
 import numpy as np
 import tensorflow as tf
 
-from pose_era.constants import H36M17_NAMES
 from pose_era import geometry
+from pose_era.constants import H36M17_NAMES
 
 _PELVIS, _RHIP, _LHIP, _HEAD = (H36M17_NAMES.index(n) for n in
                                 ("pelvis", "right_hip", "left_hip", "head"))

@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from pose_era import constants
 from eval.blazepose import BlazePose, detector, keypoints, landmarks
+from pose_era import constants
 from tests.anny_scenes import scenes
 
 

@@ -16,9 +16,9 @@ import tensorflow as tf
 
 from data_pipelines import classification as data
 from models import classifiers
+from pose_era.era import ERA, build_activation, build_norm
 from training import config as config_lib
 from training import driver as train
-from pose_era.era import ERA, build_activation, build_norm
 from training.tasks.classification import ClassificationTask
 
 CONFIGS = ["digits_fcn", "digits_cnn", "mnist_fcn", "mnist_cnn", "cifar10_fcn", "cifar10_cnn",

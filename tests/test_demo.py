@@ -13,10 +13,10 @@ import tensorflow as tf
 import trimesh
 from PIL import Image
 
-from pose_era import constants
 from data_pipelines import images
-from pose_era import renderer
 from eval import demo as pipeline
+from pose_era import constants
+from pose_era import renderer
 from pose_era import geometry
 from tests.anny_scenes import scenes
 from tests.tiny_pose_workdir import STEP, make_workdir

@@ -11,19 +11,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pose_era import constants
 from data_pipelines import images
 from eval import h36m as cli
 from eval import metrics, report
-from models.mean_body import mean_body
-from training import config as config_lib
-from pose_era import geometry
 from eval.pose_eval import MeanPoseBaseline
-from pose_era.io import sha256_of
+from models.mean_body import mean_body
+from pose_era import constants
+from pose_era import geometry
 from pose_era.body import BodyModel
+from pose_era.io import sha256_of
 from tests import toy_config, toy_task
 from tests.tiny_body import tiny_body_arrays
 from tests.tiny_pose_workdir import STEP, make_workdir
+from training import config as config_lib
 
 N = 6
 ACTIONS = ["Directions_1", "Directions", "Eating_2", "Eating", "Eating", "Directions"]

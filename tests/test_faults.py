@@ -23,10 +23,10 @@ from data_pipelines import h36m
 from data_pipelines.synthetic import records
 from eval import h36m as eval_cli
 from pose_era import io
-from training import config as config_lib
-from training import checkpoints, driver as train
 from tests import tiny_pose_workdir
 from tests.test_smpl_convert import _fake_smpl, _write_smpl_pkl
+from training import config as config_lib
+from training import checkpoints, driver as train
 
 ROOT = Path(__file__).resolve().parents[1]
 TOY = "tests/toy_config.py"

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from eval.metrics import pa_mpjpe
-from models.mean_body import mean_body
 from eval.blazepose import BlazePose
 from eval.fitting import FitOptions, Fitter
+from eval.metrics import pa_mpjpe
+from models.mean_body import mean_body
 from tests.anny_scenes import SIZE, anny_body, scenes
 from tests.tiny_body import tiny_body_model
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pose_era import constants
 from data_pipelines import h36m, schema
+from pose_era import constants
 from tests import data_files as files
 
 SIZE = 96

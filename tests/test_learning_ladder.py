@@ -12,10 +12,10 @@ import tensorflow as tf
 
 from models.markerposer_pretrain import sample_bodies
 from pose_era import geometry
-from training import config as config_lib
-from training import ladder, tasks
 from pose_era.body import format as body_format
 from tests.tiny_body import tiny_body_arrays
+from training import config as config_lib
+from training import ladder, tasks
 
 SIZE, BATCH = 64, 8
 

@@ -1,8 +1,8 @@
 """The mean body (THUNDR's M_0, the MarkerPoser's start) stands upright facing the camera."""
 import numpy as np
 
-from pose_era import constants
 from models.mean_body import _rest, mean_body
+from pose_era import constants
 from pose_era.body import BodyModel, default_body_model_path
 
 

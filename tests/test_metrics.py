@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pose_era import constants
 from eval import metrics
+from pose_era import constants
 
 
 def _skeletons(n=5, joints=17, seed=0):

@@ -7,9 +7,9 @@ import pytest
 import tensorflow as tf
 
 from models.backbones import build_backbone
-from training import checkpoints
 from tests.tiny_pose_workdir import IMAGE_SIZE, STEP, make_workdir
 from tools import plot_training, release_model, run_demo
+from training import checkpoints
 
 
 def test_release_keeps_the_model_and_drops_nothing_it_needs(tmp_path):

@@ -10,8 +10,8 @@ import tensorflow as tf
 from scipy.spatial import ConvexHull
 from scipy.spatial.transform import Rotation
 
-from pose_era import constants
 from data_pipelines.synthetic import records, sampler, scene, writer
+from pose_era import constants
 from pose_era import renderer
 from pose_era import geometry
 from pose_era.body import BodyModel

@@ -7,10 +7,10 @@ front of each crop's camera, which is all the geometry tests need.
 """
 import tensorflow as tf
 
-from training import config as config_lib
-from training import tasks
 from pose_era.body import format as body_format
 from tests.tiny_body import tiny_body_arrays
+from training import config as config_lib
+from training import tasks
 
 STEP = 7
 IMAGE_SIZE = 64

@@ -38,9 +38,9 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from pose_era import io  # noqa: E402
 from training import checkpoints  # noqa: E402
 from training import config as config_lib  # noqa: E402
-from pose_era import io  # noqa: E402
 from training import tasks  # noqa: E402
 from training.config import ConfigError  # noqa: E402
 

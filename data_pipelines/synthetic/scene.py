@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 import tensorflow as tf
 
-from pose_era import renderer
 from data_pipelines.synthetic import sampler
+from pose_era import renderer
 from pose_era import geometry
 
 # Keypoint visibility codes stored in the records (COCO's convention).

@@ -13,8 +13,8 @@ is the lowest of its landmarks'.
 """
 import numpy as np
 
-from pose_era import constants
 from eval.blazepose.landmarks import NAMES, NUM_POSE
+from pose_era import constants
 
 
 def _combination(spec):
