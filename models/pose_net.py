@@ -71,8 +71,10 @@ def _check(m, body_model):
 
 def build_markerposer(m, body_model):
     """The MarkerPoser of config.model, its pre-trained weights loaded when given."""
+    # canonical_frame: absent from configs saved before it existed (False: their behaviour).
     layer = mp.new_markerposer(body_model, m.markerposer.hidden, m.markerposer.activation, m.era,
-                               m.markerposer.act_norm)
+                               m.markerposer.act_norm, canonical_frame=bool(
+                                   m.markerposer.get("canonical_frame", False)))
     if str(m.markerposer.weights).lower() not in ("none", ""):
         mp.load_weights(layer, m.markerposer.weights)
     elif not m.markerposer.trainable:
