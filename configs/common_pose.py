@@ -28,8 +28,14 @@ from configs.common import era_section, optimizer_section, section, train_sectio
 VARIANTS = ("cpu", "long", "weak", "finetune")
 THREE_D_TERMS = ("markers3d", "joints3d", "vertices")
 THROUGH_MARKERPOSER = ("marker_mesh", "joints3d", "vertices", "reproj")
-# The MarkerPoser pre-trained on random Anny bodies (tools/pretrain_markerposer.py), committed.
-PRETRAINED_MARKERPOSER = "pretrained/markerposer_m64.npz"
+# The MarkerPoser pre-trained on random Anny bodies (tools/pretrain_markerposer.py), committed,
+# and the model.markerposer keys it was trained with (they must match its weights). The older
+# pretrained/markerposer_m64.npz (hidden (1024, 512, 256), no layer norm, camera frame) is kept:
+# set model.markerposer.weights to it with hidden=(1024,512,256), act_norm=false and
+# canonical_frame=false.
+PRETRAINED_MARKERPOSER = "pretrained/markerposer_m64_canonical.npz"
+PRETRAINED_MARKERPOSER_KEYS = {"hidden": (2048, 1024, 512), "act_norm": True,
+                               "canonical_frame": True}
 
 
 def model_section():
@@ -64,6 +70,11 @@ def model_section():
     c.markerposer.act_norm = False
     c.markerposer.trainable = True        # False: frozen (use with pre-trained weights)
     c.markerposer.weights = "none"        # none | .npz from tools/pretrain_markerposer.py
+    # Input frame: False = markers centred on their centroid only (camera-frame orientation);
+    # True = also turned into the mean body's frame (Kabsch rotation R0, outputs turned back by
+    # R0: exactly rotation-equivariant). Must match how its weights were trained (load_weights
+    # checks); a config.json saved without the key loads False (training.config.load_json).
+    c.markerposer.canonical_frame = False
     return c
 
 
@@ -164,6 +175,8 @@ def pose_config(arg, *, name, backbone, head_kind, width):
         config.model.backbone.bn_momentum = 0.99 if long else 0.9
         config.model.dense2d.enabled = True
         config.model.markerposer.weights = PRETRAINED_MARKERPOSER
+        for key, value in PRETRAINED_MARKERPOSER_KEYS.items():
+            config.model.markerposer[key] = value
         config.model.markerposer.trainable = False
 
     # Losses (pose_era/losses.py); the weak regime keeps 2D, priors and consistency only.

@@ -32,8 +32,10 @@ def _check(m, body_model):
 
 def build_markerposer(m, body_model):
     """The MarkerPoser of config.model, its pre-trained weights loaded when given."""
-    layer = mp.new_markerposer(body_model, m.markerposer.hidden, m.markerposer.activation, m.era,
-                               m.markerposer.act_norm)
+    layer = mp.new_markerposer(body_model, hidden=m.markerposer.hidden,
+                               activation=m.markerposer.activation, era=m.era,
+                               act_norm=m.markerposer.act_norm,
+                               canonical_frame=bool(m.markerposer.canonical_frame))
     if str(m.markerposer.weights).lower() not in ("none", ""):
         mp.load_weights(layer, m.markerposer.weights)
     elif not m.markerposer.trainable:

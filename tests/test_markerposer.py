@@ -124,3 +124,140 @@ def test_pretrain_cli_writes_weights_and_figures(tmp_path, capsys):
     figures = json.loads(out.with_suffix(".json").read_text())
     assert set(figures["clean"]) == {"mpjpe_mm", "baseline_mm"}
     mp.load_weights(mp.new_markerposer(tiny_body_model(16), hidden=(32,)), out)
+
+
+def _random_rotation(seed):
+    q = np.random.default_rng(seed).normal(size=4)
+    w, x, y, z = q / np.linalg.norm(q)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]],
+                    np.float32)
+
+
+def test_kabsch_recovers_the_rotation_of_a_rotated_template(body):
+    template = mean_body(body)["markers"]
+    template = template - template.mean(0)
+    rots = np.stack([_random_rotation(s) for s in range(8)])
+    points = np.einsum("bij,kj->bki", rots, template)
+    r = np.asarray(mp.kabsch_rotation(template, points))
+    np.testing.assert_allclose(r, rots, atol=1e-4)
+    np.testing.assert_allclose(np.linalg.det(r), 1.0, atol=1e-5)
+    # a reflected template still gives a proper rotation (the det fix)
+    r = np.asarray(mp.kabsch_rotation(template, -template[None]))
+    np.testing.assert_allclose(np.linalg.det(r), 1.0, atol=1e-5)
+    np.testing.assert_allclose(r[0] @ r[0].T, np.eye(3), atol=1e-5)
+
+
+@pytest.mark.parametrize("randomised", [False, True])
+def test_canonical_frame_is_rotation_equivariant(body, randomised):
+    layer = mp.new_markerposer(body, canonical_frame=True)
+    if randomised:  # nonzero output kernel too: any weights, not just the mean-body start
+        for v in layer.trainable_variables:
+            v.assign(tf.random.normal(v.shape, stddev=0.05, seed=9))
+    gen = tf.random.Generator.from_seed(5)
+    markers = pre.sample_bodies(body, 4, gen, noise=0.01)["noisy_markers"].numpy()
+    centroid = markers.mean(1, keepdims=True)
+    q = np.stack([_random_rotation(10 + i) for i in range(4)])
+    turned = np.einsum("bij,bkj->bki", q, markers - centroid) + centroid
+    a, b = layer(tf.constant(markers)), layer(tf.constant(turned))
+    np.testing.assert_allclose(b["rotmats"][:, 0], q @ a["rotmats"][:, 0].numpy(), atol=1e-4)
+    np.testing.assert_allclose(b["rotmats"][:, 1:], a["rotmats"][:, 1:], atol=1e-4)
+    np.testing.assert_allclose(b["betas"], a["betas"], atol=1e-4)
+    # the posed body turns with the markers (the translation is mapped back too)
+    pa = body(a["betas"], a["rotmats"], a["transl"])["markers"].numpy()
+    pb = body(b["betas"], b["rotmats"], b["transl"])["markers"].numpy()
+    np.testing.assert_allclose(pb, np.einsum("bij,bkj->bki", q, pa - centroid) + centroid,
+                               atol=1e-4)
+
+
+def test_canonical_frame_untrained_returns_the_mean_body_on_the_markers(body):
+    layer = mp.new_markerposer(body, canonical_frame=True)
+    mean = mean_body(body)
+    markers = mean["markers"][None] + np.array([[[0.3, -0.2, 5.0]]], np.float32)
+    params = layer(tf.constant(markers))
+    np.testing.assert_allclose(params["rotmats"][0, 0], mean["root"], atol=1e-5)
+    posed = body(params["betas"], params["rotmats"], params["transl"])
+    np.testing.assert_allclose(posed["markers"], markers, atol=1e-5)
+
+
+def test_canonical_frame_degenerate_markers_give_finite_outputs_and_gradients(body):
+    layer = mp.new_markerposer(body, canonical_frame=True)
+    for v in layer.trainable_variables:
+        v.assign(tf.random.normal(v.shape, stddev=0.05, seed=11))
+    k = body.num_markers
+    same = np.tile([[0.1, 0.2, 4.0]], (k, 1))
+    line = np.stack([np.linspace(-1, 1, k), np.zeros(k), 4 + np.zeros(k)], -1)
+    markers = tf.constant(np.stack([same, line, np.zeros((k, 3))]), tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(markers)
+        out = layer(markers)
+        loss = sum(tf.reduce_sum(out[key]) for key in ("rotmats", "betas", "transl"))
+    for key in ("rot6d", "rotmats", "betas", "transl"):
+        assert np.all(np.isfinite(out[key])), key
+    grads = tape.gradient(loss, [markers] + layer.trainable_variables)
+    assert all(np.all(np.isfinite(g)) for g in grads)
+
+
+def test_canonical_frame_config_round_trip_and_default(body):
+    layer = mp.new_markerposer(body, canonical_frame=True)
+    clone = mp.MarkerPoser.from_config(layer.get_config())
+    clone.build((None, body.num_markers, 3))
+    for a, b in zip(clone.weights, layer.weights):
+        a.assign(b)
+    x = tf.random.normal((2, body.num_markers, 3), seed=12)
+    np.testing.assert_allclose(clone(x)["rotmats"], layer(x)["rotmats"], atol=1e-6)
+    config = layer.get_config()
+    for key in ("canonical_frame", "template", "pivot", "pivot_dirs"):
+        config.pop(key)
+    assert not mp.MarkerPoser.from_config(config).canonical_frame  # older saved configs
+
+
+def test_a_config_json_without_canonical_frame_builds_the_plain_markerposer(body, tmp_path):
+    """A config.json saved before the key existed (a released model's, even of the cpu variant
+    whose value is now True) gets the base config's default: the behaviour it was trained with."""
+    import json
+    from models import pose_net
+    from training import config as config_lib
+    config = config_lib.load_config("mixer_64:cpu")
+    assert config.model.markerposer.canonical_frame
+    saved = json.loads(config.to_json_best_effort())
+    del saved["model"]["markerposer"]["canonical_frame"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    old = config_lib.load_json(tmp_path)
+    assert old.model.markerposer.canonical_frame is False
+    old.model.markerposer.update(weights="none", trainable=True)
+    assert not pose_net.build_markerposer(old.model, body).canonical_frame
+    old.model.markerposer.canonical_frame = True
+    assert pose_net.build_markerposer(old.model, body).canonical_frame
+
+
+def test_weights_remember_the_canonical_frame(body, tmp_path):
+    plain, canonical = mp.new_markerposer(body), mp.new_markerposer(body, canonical_frame=True)
+    mp.save_weights(canonical, tmp_path / "c.npz")
+    mp.load_weights(mp.new_markerposer(body, canonical_frame=True), tmp_path / "c.npz")
+    with pytest.raises(ValueError, match="canonical_frame=true"):
+        mp.load_weights(plain, tmp_path / "c.npz")
+    mp.save_weights(plain, tmp_path / "p.npz")
+    with pytest.raises(ValueError, match="canonical_frame=false"):
+        mp.load_weights(canonical, tmp_path / "p.npz")
+
+
+def test_a_trained_markerposer_survives_a_training_checkpoint(tmp_path):
+    """Every MarkerPoser weight, hidden layers included, is in a tf.train checkpoint: a
+    trainable MarkerPoser restored from one gives the trained outputs, not its initial ones
+    (its hidden layers used to live in a list the checkpoint did not follow)."""
+    body = tiny_body_model(16)
+    layer = mp.new_markerposer(body, hidden=(16, 8), act_norm=True, activation="era")
+    rng = np.random.default_rng(0)
+    for v in layer.weights:  # "trained": every weight moved away from its initial value
+        v.assign(v + rng.normal(0, 0.05, v.shape).astype(np.float32))
+    markers = tf.constant(rng.normal(0, 0.3, (2, 16, 3)) + [0, 0, 4], tf.float32)
+    prefix = tf.train.Checkpoint(layer=layer).save(str(tmp_path / "ck"))
+    saved = {name for name, _ in tf.train.list_variables(prefix)}
+    assert sum("VARIABLE_VALUE" in n and n.startswith("layer/") for n in saved) == len(
+        layer.weights)
+    fresh = mp.new_markerposer(body, hidden=(16, 8), act_norm=True, activation="era")
+    tf.train.Checkpoint(layer=fresh).restore(prefix).assert_existing_objects_matched()
+    for key in ("rotmats", "betas", "transl"):
+        np.testing.assert_allclose(fresh(markers)[key], layer(markers)[key], atol=1e-6)

@@ -37,6 +37,32 @@ def test_release_keeps_the_model_and_drops_nothing_it_needs(tmp_path):
     assert not list(out.parent.glob(".tiny.*"))  # no half-written folder left beside it
 
 
+def test_release_with_another_markerposer_keeps_the_head(tmp_path):
+    from models import markerposer as mp
+    from pose_era import config as config_lib
+    from tests.tiny_body import tiny_body_model
+    workdir, config, model = make_workdir(tmp_path)
+    layer = mp.new_markerposer(tiny_body_model(), hidden=(8,),
+                               canonical_frame=not config.model.markerposer.canonical_frame)
+    for v in layer.trainable_variables:
+        v.assign(tf.random.normal(v.shape, stddev=0.05, seed=3))
+    weights = tmp_path / "other_mp.npz"
+    mp.save_weights(layer, weights)
+    weights.with_suffix(".json").write_text(json.dumps(
+        {"args": {"hidden": "8", "act_norm": False, "activation": "relu"}}))
+    out, _ = release_model.release(workdir, tmp_path / "pretrained" / "swapped",
+                                   markerposer=weights)
+    saved = config_lib.load_json(out).model.markerposer
+    assert (saved.weights, list(saved.hidden), saved.act_norm, saved.canonical_frame) == (
+        str(weights), [8], False, layer.canonical_frame)
+    _, released, _ = checkpoints.restore(out)
+    inputs = {"image": tf.random.uniform([2, IMAGE_SIZE, IMAGE_SIZE, 3], seed=1),
+              "K": tf.constant([[[80.0, 0, 32], [0, 80.0, 32], [0, 0, 1]]] * 2)}
+    a, b = model(inputs, training=False), released(inputs, training=False)
+    np.testing.assert_array_equal(a["markers"], b["markers"])
+    np.testing.assert_allclose(b["transl"], layer(b["markers"])["transl"], atol=1e-6)
+
+
 def test_plot_needs_eval_scalars(tmp_path, capsys):
     workdir = tmp_path / "run"
     writer = tf.summary.create_file_writer(str(workdir / "tb"))

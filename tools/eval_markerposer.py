@@ -9,8 +9,13 @@ metres), next to the mean-pose baseline. --head CKPT adds the noise level a trai
 makes: its final markers against the true markers (from the body parameters) of its synthetic
 test split, centred, as a per-coordinate std (mean distance / 1.596, the mean norm of a 3D
 Gaussian of unit std), and scores the MarkerPoser with Gaussian noise of that size.
+
+The layer's shape (hidden sizes, activation, act_norm, canonical_frame) is read from the .json
+that tools/pretrain_markerposer.py writes next to the .npz (its "args"); without one, the flags
+give it (--hidden, --act_norm, --canonical_frame; defaults: the committed file's).
 """
 import argparse
+import json
 import math
 import os
 import sys
@@ -52,13 +57,26 @@ def main(argv=None):
     parser.add_argument("weights", help="MarkerPoser .npz (tools/pretrain_markerposer.py)")
     parser.add_argument("--noise", default="0,0.01", help="comma-separated stds, metres")
     parser.add_argument("--head", help="a pose checkpoint whose marker error sets one more level")
-    parser.add_argument("--hidden", default="1024,512,256")
+    parser.add_argument("--hidden", help="comma-separated hidden sizes (default: the .json's, "
+                        "else 1024,512,256)")
+    parser.add_argument("--act_norm", action="store_true", default=None)
+    parser.add_argument("--canonical_frame", action="store_true", default=None)
     parser.add_argument("--num", type=int, default=2048)
     args = parser.parse_args(argv)
     try:
         noise = [float(n) for n in args.noise.split(",") if n]
         body = BodyModel.load(default_body_model_path())
-        layer = mp.new_markerposer(body, tuple(int(h) for h in args.hidden.split(",")))
+        meta = Path(args.weights).with_suffix(".json")
+        saved = json.loads(meta.read_text()).get("args", {}) if meta.is_file() else {}
+        pick = lambda key, default: (getattr(args, key) if getattr(args, key) is not None
+                                     else saved.get(key, default))
+        hidden, activation = pick("hidden", "1024,512,256"), saved.get("activation", "relu")
+        act_norm, canonical = bool(pick("act_norm", False)), bool(pick("canonical_frame", False))
+        print(f"MarkerPoser {args.weights}: hidden {hidden}, {activation}, act_norm {act_norm}, "
+              f"canonical_frame {canonical}")
+        layer = mp.new_markerposer(body, hidden=tuple(int(h) for h in hidden.split(",")),
+                                   activation=activation, act_norm=act_norm,
+                                   canonical_frame=canonical)
         mp.load_weights(layer, args.weights)
         if args.head:
             std, count = head_noise(args.head)

@@ -5,11 +5,10 @@
 
 Prints the root-relative joint error (mm) on fresh random bodies before and after training, next
 to the mean-pose baseline (models/markerposer_pretrain.py says what each number means), and writes
-them to <out>.json. The hidden sizes and activation must match config.model.markerposer.
+them to <out>.json (with the arguments). The hidden sizes, activation, --act_norm and
+--canonical_frame must match config.model.markerposer.
 """
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from models import markerposer as mp  # noqa: E402
 from models import markerposer_pretrain as pre  # noqa: E402
+from pose_era import io  # noqa: E402
 from pose_era.body import BodyModel, default_body_model_path  # noqa: E402
+from pose_era.era import ACTIVATIONS  # noqa: E402
 
 
 def main(argv=None):
@@ -33,7 +34,11 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hidden", default="1024,512,256", help="comma-separated hidden sizes")
     p.add_argument("--activation", default="relu",
-                   choices=("relu", "leaky_relu", "swish", "gelu", "era"))
+                   choices=ACTIVATIONS)
+    p.add_argument("--act_norm", action="store_true", help="layer norm before each activation")
+    p.add_argument("--canonical_frame", action="store_true",
+                   help="turn the markers into the mean body's frame first (Kabsch; "
+                        "config model.markerposer.canonical_frame=true)")
     p.add_argument("--eval_num", type=int, default=2048)
     args = p.parse_args(argv)
     try:
@@ -44,7 +49,9 @@ def main(argv=None):
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    layer = mp.new_markerposer(body, hidden, args.activation)
+    layer = mp.new_markerposer(body, hidden=hidden, activation=args.activation,
+                               act_norm=args.act_norm,
+                               canonical_frame=args.canonical_frame)
     print(f"MarkerPoser: {layer.count_params():,} parameters, {body.num_markers} markers -> "
           f"{body.num_joints} joints, {body.num_betas} betas")
     result = {"before": pre.evaluate_markerposer(layer, body, num=args.eval_num)}
@@ -61,9 +68,7 @@ def main(argv=None):
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     mp.save_weights(layer, out)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, out.with_suffix(".json"))
+    io.write_json(out.with_suffix(".json"), result)
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
 

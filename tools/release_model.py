@@ -7,9 +7,20 @@ Writes pretrained/NAME/ with config.json, ckpt/ holding the model's weights and 
 and the workdir's run_info.json, eval/ JSON and tb/ scalars. Evaluate it afterwards with
 `python -m eval.h36m --ckpt pretrained/NAME --baseline mean_pose`. The folder appears whole
 (written beside it, then renamed); an existing release is replaced only with --force.
+
+    python tools/release_model.py pretrained/mixer_64_synth --name NEW \
+        --markerposer pretrained/markerposer_m64_canonical.npz
+
+--markerposer FILE swaps in another pre-trained MarkerPoser (for a head trained against a frozen
+one on true markers, as the `cpu` recipes do): config.json's model.markerposer.weights becomes FILE
+and its canonical_frame the file's; every other weight is copied, and the head's markers are
+checked to be identical before and after on random images.
 """
 import argparse
+import copy
+import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -18,16 +29,56 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from training import checkpoints, tasks  # noqa: E402
 from training import config as config_lib  # noqa: E402
-from training import checkpoints  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def release(workdir, out, force=False):
+def swap_markerposer(config, model, weights):
+    """(config, model) with the MarkerPoser of `weights` (.npz) and every other weight copied."""
+    with np.load(weights) as data:
+        canonical = bool(data["canonical_frame"]) if "canonical_frame" in data else False
+    meta = Path(weights).with_suffix(".json")   # tools/pretrain_markerposer.py's arguments
+    saved = json.loads(meta.read_text()).get("args", {}) if meta.is_file() else {}
+    m = copy.deepcopy(config)
+    m.model.markerposer.weights = str(weights)
+    m.model.markerposer.canonical_frame = canonical
+    if "hidden" in saved:
+        m.model.markerposer.hidden = [int(h) for h in saved["hidden"].split(",")]
+    m.model.markerposer.act_norm = bool(saved.get("act_norm", m.model.markerposer.act_norm))
+    m.model.markerposer.activation = saved.get("activation", m.model.markerposer.activation)
+    new_model = tasks.get(m.task)(m).build_model()
+    keep = lambda model_: [v for v in model_.weights if not v.path.startswith("markerposer/")]
+    old, new = keep(model), keep(new_model)
+    # Keras numbers the layers of a second model apart (affine_norm_4 for affine_norm): compare
+    # the paths without those suffixes, and the shapes.
+    plain = lambda vs: [(re.sub(r"_\d+(?=/|$)", "", v.path), tuple(v.shape)) for v in vs]
+    if plain(old) != plain(new):
+        raise ValueError("the rebuilt model's variables (MarkerPoser aside) differ from the "
+                         "checkpoint's")
+    for a, b in zip(old, new):
+        b.assign(a)
+    size = int(config.data.image_size)
+    gen = tf.random.Generator.from_seed(0)
+    inputs = {"image": gen.uniform([2, size, size, 3]),
+              "K": tf.constant([[[size * 1.2, 0, size / 2], [0, size * 1.2, size / 2],
+                                 [0, 0, 1]]] * 2, tf.float32)}
+    a, b = model(inputs, training=False), new_model(inputs, training=False)
+    if not np.array_equal(a["markers"], b["markers"]):
+        raise ValueError("the head's markers changed when the MarkerPoser was swapped")
+    print(f"markers identical before/after the swap; max joint change "
+          f"{1000 * float(tf.reduce_max(tf.abs(a['joints'] - b['joints']))):.1f} mm")
+    return m, new_model
+
+
+def release(workdir, out, force=False, markerposer=None):
     config, model, step = checkpoints.restore(workdir)
+    if markerposer:
+        config, model = swap_markerposer(config, model, markerposer)
     out = Path(out)
     if out.exists() and not force:
         raise FileExistsError(f"{out} exists; pass --force to replace it")
@@ -59,10 +110,13 @@ def main(argv=None):
     parser.add_argument("workdir", help="a finished training workdir")
     parser.add_argument("--name", required=True, help="release name: pretrained/NAME")
     parser.add_argument("--force", action="store_true", help="replace an existing release")
+    parser.add_argument("--markerposer", help="swap in this pre-trained MarkerPoser (.npz)")
     args = parser.parse_args(argv)
     try:
-        out, step = release(args.workdir, ROOT / "pretrained" / args.name, args.force)
-    except (checkpoints.CheckpointError, config_lib.ConfigError, FileExistsError) as err:
+        out, step = release(args.workdir, ROOT / "pretrained" / args.name, args.force,
+                            args.markerposer)
+    except (checkpoints.CheckpointError, config_lib.ConfigError, FileExistsError,
+            FileNotFoundError, ValueError) as err:
         print(f"release_model: {err}", file=sys.stderr)
         return 2
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
