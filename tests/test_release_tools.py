@@ -39,7 +39,7 @@ def test_release_keeps_the_model_and_drops_nothing_it_needs(tmp_path):
 
 def test_release_with_another_markerposer_keeps_the_head(tmp_path):
     from models import markerposer as mp
-    from pose_era import config as config_lib
+    from training import config as config_lib
     from tests.tiny_body import tiny_body_model
     workdir, config, model = make_workdir(tmp_path)
     layer = mp.new_markerposer(tiny_body_model(), hidden=(8,),
