@@ -80,3 +80,22 @@ def test_plot_needs_eval_scalars(tmp_path, capsys):
     assert plot_training.scalars(workdir)["eval/pa_mpjpe"] == [(100, 140.0), (200, 130.0)]
     assert plot_training.main([str(workdir), "--out", str(tmp_path / "b.png")]) == 0
     assert (tmp_path / "b.png").stat().st_size > 10_000
+
+
+def test_plot_joins_a_continued_run_after_the_one_it_continued(tmp_path):
+    def run(name, points):
+        writer = tf.summary.create_file_writer(str(tmp_path / name / "tb"))
+        with writer.as_default():
+            for step, value in points:
+                tf.summary.scalar("eval/mpjpe", value + 50, step=step)
+                tf.summary.scalar("eval/pa_mpjpe", value, step=step)
+        writer.flush()
+        return tmp_path / name
+    first, second = run("first", [(1000, 150.0), (2000, 140.0)]), run("second", [(500, 135.0)])
+    joined, shift = plot_training._joined(plot_training.scalars(first),
+                                          plot_training.scalars(second))
+    assert shift == 2000 and joined["eval/pa_mpjpe"] == [(1000, 150.0), (2000, 140.0),
+                                                         (2500, 135.0)]
+    assert plot_training.main([str(second), "--before", str(first),
+                               "--out", str(tmp_path / "c.png")]) == 0
+    assert (tmp_path / "c.png").stat().st_size > 10_000

@@ -1,11 +1,13 @@
 """Plot a training run's validation curve (MPJPE / PA-MPJPE against steps) to a PNG.
 
     python tools/plot_training.py runs/long --out docs/figures/long_run.png [--eval FILE.json]
+    python tools/plot_training.py runs/long_cont --before pretrained/mixer_64_synth --out F.png
 
 Reads the run's TensorBoard scalars (eval/mpjpe, eval/pa_mpjpe, and train/loss/* on a second
 panel) and, when an eval.h36m JSON with a mean_pose baseline is given (default: the workdir's
 eval/synth_p1.json if present), draws the baseline as horizontal lines, with 0.8x and 0.5x of
-its PA-MPJPE, the bars docs/pose_results.md measures against.
+its PA-MPJPE, the bars docs/pose_results.md measures against. `--before WORKDIR`: the run this
+one continued (train.init_from): its curves come first and this run's steps follow its last.
 """
 import argparse
 import collections
@@ -19,6 +21,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow.core.util import event_pb2  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pose_era import io  # noqa: E402
 
 
 def scalars(workdir):
@@ -35,11 +40,27 @@ def scalars(workdir):
     return {tag: sorted(points.items()) for tag, points in values.items()}
 
 
-def plot(workdir, out, eval_json=None):
+def _joined(before, after):
+    """Curves of `before` followed by those of `after`, its steps shifted past before's last."""
+    shift = max(step for points in before.values() for step, _ in points)
+    out = {tag: list(points) for tag, points in before.items()}
+    for tag, points in after.items():
+        out.setdefault(tag, []).extend((step + shift, value) for step, value in points)
+    return out, shift
+
+
+def plot(workdir, out, eval_json=None, before=None):
     curves = scalars(workdir)
     if "eval/pa_mpjpe" not in curves:
         raise ValueError(f"{workdir}/tb has no eval/pa_mpjpe scalars: was train.eval_every 0?")
+    shift = None
+    if before:
+        curves, shift = _joined(scalars(before), curves)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 8), sharex=True)
+    if shift is not None:
+        for axis in (top, bottom):
+            axis.axvline(shift, color="grey", lw=1, ls="-.")
+        top.text(shift, top.get_ylim()[1], f" continued from {before}", fontsize=7, va="top")
     for tag, style in (("eval/mpjpe", "o-C0"), ("eval/pa_mpjpe", "o-C1")):
         steps, values = zip(*curves[tag])
         top.plot(steps, values, style, label=f"model {tag[5:].upper().replace('_', '-')}")
@@ -62,11 +83,12 @@ def plot(workdir, out, eval_json=None):
     bottom.set_ylabel("training loss term")
     bottom.legend(fontsize=8, ncol=3)
     bottom.grid(alpha=0.3)
-    fig.suptitle(str(workdir))
+    fig.suptitle(str(workdir) if before is None else f"{before} -> {workdir}")
     fig.tight_layout()
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
-    return out
+    try:
+        return io.atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=100))
+    finally:
+        plt.close(fig)
 
 
 def main(argv=None):
@@ -75,10 +97,11 @@ def main(argv=None):
     parser.add_argument("--out", required=True, help="PNG to write")
     parser.add_argument("--eval", help="eval.h36m JSON with a mean_pose baseline "
                                        "(default: WORKDIR/eval/synth_p1.json)")
+    parser.add_argument("--before", help="the workdir this run continued (train.init_from)")
     args = parser.parse_args(argv)
     try:
         path = plot(args.workdir, args.out, args.eval or Path(args.workdir, "eval",
-                                                               "synth_p1.json"))
+                                                               "synth_p1.json"), args.before)
     except (ValueError, OSError) as err:
         print(f"plot_training: {err}", file=sys.stderr)
         return 2
