@@ -57,10 +57,6 @@ def plot(workdir, out, eval_json=None, before=None):
     if before:
         curves, shift = _joined(scalars(before), curves)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 8), sharex=True)
-    if shift is not None:
-        for axis in (top, bottom):
-            axis.axvline(shift, color="grey", lw=1, ls="-.")
-        top.text(shift, top.get_ylim()[1], f" continued from {before}", fontsize=7, va="top")
     for tag, style in (("eval/mpjpe", "o-C0"), ("eval/pa_mpjpe", "o-C1")):
         steps, values = zip(*curves[tag])
         top.plot(steps, values, style, label=f"model {tag[5:].upper().replace('_', '-')}")
@@ -71,6 +67,10 @@ def plot(workdir, out, eval_json=None, before=None):
         for f in (0.8, 0.5):
             top.axhline(f * base["pa_mpjpe"], color="C1", ls=":", lw=1,
                         label=f"{f} x mean body PA-MPJPE")
+    if shift is not None:
+        for axis in (top, bottom):
+            axis.axvline(shift, color="grey", lw=1, ls="-.")
+        top.text(shift, top.get_ylim()[0], f" continued from {before}", fontsize=7, va="bottom")
     top.set_ylabel("mm (validation)")
     top.legend(fontsize=8)
     top.grid(alpha=0.3)
