@@ -81,7 +81,7 @@ def plot(workdir, out, eval_json=None, before=None):
     bottom.set_yscale("log")
     bottom.set_xlabel("training step")
     bottom.set_ylabel("training loss term")
-    if bottom.get_lines():
+    if any(tag.startswith("train/loss/") for tag in curves):
         bottom.legend(fontsize=8, ncol=3)
     bottom.grid(alpha=0.3)
     fig.suptitle(str(workdir) if before is None else f"{before} -> {workdir}")
