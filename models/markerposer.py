@@ -7,9 +7,9 @@ are also turned into a canonical frame first: R0 = the rotation that best aligns
 centred markers (the template) to the input's (Kabsch), the MLP sees R0^T (m - c), and its root
 rotation and translation offset are turned back by R0, so the network is exactly
 rotation-equivariant too (rotating the markers about c by Q turns the root by Q, leaves every
-other output unchanged) and need not learn all yaws. The MLP (Dense -> [layer norm]
--> activation, `hidden` sizes, ~0.9M parameters for K=64 and (1024, 512, 256)) outputs
-- 6D rotations of all J joints (root = global orientation, camera frame; others local to the parent),
+other output unchanged) and need not learn all yaws. The MLP (Dense -> [layer norm] ->
+activation, `hidden` sizes, ~0.9M parameters for K=64 and (1024, 512, 256)) outputs
+- 6D rotations of all J joints (root = global orientation, camera frame; others local to parent),
 - shape betas (S),
 - a translation offset d: transl = c + d (canonical frame: c + R0 (d + p) - p, p the rest root
   joint of the predicted betas, about which the root rotation turns the body; affine in the betas,
@@ -17,6 +17,7 @@ other output unchanged) and need not learn all yaws. The MLP (Dense -> [layer no
 The last layer has a zero kernel and a bias equal to the upright mean body (models/mean_body.py):
 an untrained MarkerPoser returns the mean body facing the camera, sitting on the markers' centroid.
 """
+import json
 from pathlib import Path
 
 import numpy as np
@@ -30,19 +31,11 @@ from pose_era.era import build_activation, build_norm
 
 
 def kabsch_rotation(template, points):
-    """(K,3) centred template, (B,K,3) centred points -> (B,3,3) proper rotations R minimising
-    sum_k |R t_k - x_k|^2 (orthogonal Procrustes by SVD; det fixed to +1 by flipping the axis of
-    the smallest singular value). Finite for degenerate points (all equal, collinear, planar):
-    the SVD of a rank-deficient matrix still has orthonormal factors, R is then one of the
-    optimal rotations. Call under stop_gradient: the SVD's gradient divides by differences of
-    singular values and is unbounded when two of them (nearly) coincide."""
+    """(K,3) centred template, (B,K,3) centred points -> (B,3,3) rotations R minimising
+    sum_k |R t_k - x_k|^2 (pose_era.geometry.best_rotation). Call under stop_gradient."""
     points = ops.convert_to_tensor(points, "float32")
-    h = ops.einsum("kc,bkd->bcd", ops.convert_to_tensor(template, "float32"), points)
-    u, _, vt = ops.svd(h)                     # h = u diag(s) vt
-    v, ut = ops.swapaxes(vt, -1, -2), ops.swapaxes(u, -1, -2)
-    d = ops.where(ops.det(ops.matmul(v, ut)) < 0, -1.0, 1.0)
-    fix = ops.stack([ops.ones_like(d), ops.ones_like(d), d], axis=-1)
-    return ops.matmul(v * fix[:, None, :], ut)
+    template = ops.broadcast_to(ops.convert_to_tensor(template, "float32"), ops.shape(points))
+    return geometry.best_rotation(template, points)[0]
 
 
 def _rest_root_joint(body_model):
@@ -71,7 +64,7 @@ class MarkerPoser(keras.layers.Layer):
                  era=None, act_norm=False, output_bias=None, canonical_frame=False, template=None,
                  pivot=None, pivot_dirs=None, **kwargs):
         # The centring and the output layer stay float32 under a mixed-precision policy: float16
-        # would round camera-frame coordinates (~5 m) to millimetres. Hidden layers follow the policy.
+        # would round camera-frame coordinates (~5 m) to millimetres. Hidden layers follow it.
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.num_joints, self.num_betas = int(num_joints), int(num_betas)
@@ -206,6 +199,26 @@ def save_weights(layer, path):
     io.atomic_write(path, lambda f: np.savez(f, names=names,
                                              canonical_frame=np.array(layer.canonical_frame),
                                              **arrays))
+
+
+DEFAULT_SETTINGS = {"hidden": (1024, 512, 256), "activation": "relu", "act_norm": False,
+                    "canonical_frame": False}
+
+
+def weights_settings(path):
+    """The model.markerposer settings a weights file was trained with (hidden, activation,
+    act_norm, canonical_frame): tools/pretrain_markerposer.py's arguments in the .json beside
+    it, the .npz's own canonical_frame flag first; DEFAULT_SETTINGS where neither says."""
+    meta = Path(path).with_suffix(".json")
+    args = json.loads(meta.read_text()).get("args", {}) if meta.is_file() else {}
+    settings = {k: args.get(k, v) for k, v in DEFAULT_SETTINGS.items()}
+    if isinstance(settings["hidden"], str):
+        settings["hidden"] = tuple(int(h) for h in settings["hidden"].split(","))
+    with np.load(path) as data:
+        if "canonical_frame" in data:
+            settings["canonical_frame"] = bool(data["canonical_frame"])
+    return {**settings, "act_norm": bool(settings["act_norm"]),
+            "canonical_frame": bool(settings["canonical_frame"])}
 
 
 def load_weights(layer, path):

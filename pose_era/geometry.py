@@ -156,6 +156,21 @@ def uncrop_intrinsics(K_crop, box, out_size):
     return tf.matmul(tf.linalg.inv(_crop_affine(box, out_size, K_crop.dtype)), K_crop)
 
 
+def best_rotation(source, target):
+    """Centred (..., N, 3) source and target -> (R (..., 3, 3), K = S^T T (..., 3, 3)): the
+    rotation minimising sum_n |R s_n - t_n|^2 (Kabsch / orthogonal Procrustes by SVD), never a
+    reflection. Finite for degenerate points (all equal, collinear, planar): the SVD of a
+    rank-deficient K still has orthonormal factors, and R is one of the optimal rotations. Its
+    gradient is unbounded where two singular values (nearly) coincide: differentiate through
+    it only where that cannot happen, or stop the gradient (models/markerposer.py)."""
+    k = tf.matmul(source, target, transpose_a=True)  # (..., 3, 3) = X1 X2^T in SPIN's 3xN notation
+    _, u, v = tf.linalg.svd(k)  # k = u diag(s) v^T
+    det = tf.linalg.det(tf.matmul(u, v, transpose_b=True))
+    sign = tf.where(det < 0, -tf.ones_like(det), tf.ones_like(det))
+    z = tf.linalg.diag(tf.stack([tf.ones_like(det), tf.ones_like(det), sign], axis=-1))
+    return tf.matmul(v, tf.matmul(z, u, transpose_b=True)), k  # R = V Z U^T
+
+
 def procrustes_align(pred, gt):
     """Similarity-align pred (..., N, 3) to gt (..., N, 3) per sample; returns aligned pred.
 
@@ -170,12 +185,7 @@ def procrustes_align(pred, gt):
     mu2 = tf.reduce_mean(gt, axis=-2, keepdims=True)
     x1, x2 = pred - mu1, gt - mu2
     var1 = tf.reduce_sum(tf.square(x1), axis=[-2, -1])
-    k = tf.matmul(x1, x2, transpose_a=True)  # (..., 3, 3) = X1 X2^T in SPIN's 3xN notation
-    _, u, v = tf.linalg.svd(k)  # k = u diag(s) v^T
-    det = tf.linalg.det(tf.matmul(u, v, transpose_b=True))
-    sign = tf.where(det < 0, -tf.ones_like(det), tf.ones_like(det))
-    z = tf.linalg.diag(tf.stack([tf.ones_like(det), tf.ones_like(det), sign], axis=-1))
-    r = tf.matmul(v, tf.matmul(z, u, transpose_b=True))  # R = V Z U^T
+    r, k = best_rotation(x1, x2)
     scale = tf.linalg.trace(tf.matmul(r, k)) / var1
     # Points are rows here, so R x becomes x R^T.
     aligned = scale[..., None, None] * tf.matmul(x1, r, transpose_b=True)

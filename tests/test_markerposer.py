@@ -261,3 +261,19 @@ def test_a_trained_markerposer_survives_a_training_checkpoint(tmp_path):
     tf.train.Checkpoint(layer=fresh).restore(prefix).assert_existing_objects_matched()
     for key in ("rotmats", "betas", "transl"):
         np.testing.assert_allclose(fresh(markers)[key], layer(markers)[key], atol=1e-6)
+
+
+def test_weights_settings_come_from_the_file(body, tmp_path):
+    """The settings a weights file was trained with: the .json's arguments, the .npz's own
+    canonical_frame flag first, the defaults where neither says."""
+    import json
+    layer = mp.new_markerposer(body, hidden=(16,), act_norm=True, canonical_frame=True)
+    mp.save_weights(layer, tmp_path / "a.npz")
+    assert mp.weights_settings(tmp_path / "a.npz") == {**mp.DEFAULT_SETTINGS,
+                                                       "canonical_frame": True}
+    (tmp_path / "a.json").write_text(json.dumps({"args": {"hidden": "16", "act_norm": True,
+                                                          "canonical_frame": False}}))
+    settings = mp.weights_settings(tmp_path / "a.npz")
+    assert settings == {"hidden": (16,), "activation": "relu", "act_norm": True,
+                        "canonical_frame": True}
+    mp.load_weights(mp.new_markerposer(body, **settings), tmp_path / "a.npz")

@@ -10,12 +10,12 @@ makes: its final markers against the true markers (from the body parameters) of 
 test split, centred, as a per-coordinate std (mean distance / 1.596, the mean norm of a 3D
 Gaussian of unit std), and scores the MarkerPoser with Gaussian noise of that size.
 
-The layer's shape (hidden sizes, activation, act_norm, canonical_frame) is read from the .json
-that tools/pretrain_markerposer.py writes next to the .npz (its "args"); without one, the flags
-give it (--hidden, --act_norm, --canonical_frame; defaults: the committed file's).
+The layer's shape (hidden sizes, activation, act_norm, canonical_frame) comes from the file
+(models.markerposer.weights_settings: the .json tools/pretrain_markerposer.py writes next to
+the .npz, and the .npz's canonical_frame flag); --hidden, --act_norm, --canonical_frame
+override it.
 """
 import argparse
-import json
 import math
 import os
 import sys
@@ -66,17 +66,13 @@ def main(argv=None):
     try:
         noise = [float(n) for n in args.noise.split(",") if n]
         body = BodyModel.load(default_body_model_path())
-        meta = Path(args.weights).with_suffix(".json")
-        saved = json.loads(meta.read_text()).get("args", {}) if meta.is_file() else {}
-        pick = lambda key, default: (getattr(args, key) if getattr(args, key) is not None
-                                     else saved.get(key, default))
-        hidden, activation = pick("hidden", "1024,512,256"), saved.get("activation", "relu")
-        act_norm, canonical = bool(pick("act_norm", False)), bool(pick("canonical_frame", False))
-        print(f"MarkerPoser {args.weights}: hidden {hidden}, {activation}, act_norm {act_norm}, "
-              f"canonical_frame {canonical}")
-        layer = mp.new_markerposer(body, hidden=tuple(int(h) for h in hidden.split(",")),
-                                   activation=activation, act_norm=act_norm,
-                                   canonical_frame=canonical)
+        settings = mp.weights_settings(args.weights)
+        settings.update({k: getattr(args, k) for k in ("act_norm", "canonical_frame")
+                         if getattr(args, k) is not None})
+        if args.hidden:
+            settings["hidden"] = tuple(int(h) for h in args.hidden.split(","))
+        print(f"MarkerPoser {args.weights}: {settings}")
+        layer = mp.new_markerposer(body, **settings)
         mp.load_weights(layer, args.weights)
         if args.head:
             std, count = head_noise(args.head)

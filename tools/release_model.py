@@ -18,7 +18,6 @@ checked to be identical before and after on random images.
 """
 import argparse
 import copy
-import json
 import os
 import re
 import shutil
@@ -32,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from models import markerposer as mp  # noqa: E402
 from training import checkpoints, tasks  # noqa: E402
 from training import config as config_lib  # noqa: E402
 
@@ -40,17 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def swap_markerposer(config, model, weights):
     """(config, model) with the MarkerPoser of `weights` (.npz) and every other weight copied."""
-    with np.load(weights) as data:
-        canonical = bool(data["canonical_frame"]) if "canonical_frame" in data else False
-    meta = Path(weights).with_suffix(".json")   # tools/pretrain_markerposer.py's arguments
-    saved = json.loads(meta.read_text()).get("args", {}) if meta.is_file() else {}
     m = copy.deepcopy(config)
-    m.model.markerposer.weights = str(weights)
-    m.model.markerposer.canonical_frame = canonical
-    if "hidden" in saved:
-        m.model.markerposer.hidden = [int(h) for h in saved["hidden"].split(",")]
-    m.model.markerposer.act_norm = bool(saved.get("act_norm", m.model.markerposer.act_norm))
-    m.model.markerposer.activation = saved.get("activation", m.model.markerposer.activation)
+    m.model.markerposer.update(weights=str(weights), **mp.weights_settings(weights))
     new_model = tasks.get(m.task)(m).build_model()
     keep = lambda model_: [v for v in model_.weights if not v.path.startswith("markerposer/")]
     old, new = keep(model), keep(new_model)
