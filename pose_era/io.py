@@ -1,8 +1,8 @@
 """Small file-system helpers shared by the driver, the tools and the data writers.
 
 Why one module: atomic writes, clean-up of partial files, the workdir lock, run provenance (the
-git commit) and the wording of OSError messages were copied (slightly differently) into several files. A file written here is
-complete or absent (temporary file in the same folder, then os.replace), gets the mode a plain
+git commit, the machine) and the wording of OSError messages were copied (slightly differently)
+into several files. A file written here is complete or absent (temporary file in the same folder, then os.replace), gets the mode a plain
 `open` would give it (0666 minus the umask, not mkstemp's 0600), and a failed write leaves no
 temporary file behind.
 """
@@ -38,15 +38,20 @@ def _umask_mode():
     return 0o666 & ~mask
 
 
-def atomic_write(path, write, binary=True):
-    """Calls write(file) on a temporary file beside `path`, then renames it to `path`."""
+def write_via_path(path, write, keep_suffix=True):
+    """Calls write(tmp_path) on a temporary file beside `path`, then renames it onto `path`.
+
+    For writers that take a file name (Keras' .weights.h5 checks its suffix, cv2.imwrite picks
+    the format by it): the temporary name ends in `path`'s own suffixes when keep_suffix. It is
+    `.NAME.<random>.tmp[.suffixes]`, which remove_partial_files recognises after a crash."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    suffix = TMP_SUFFIX + ("".join(path.suffixes) if keep_suffix else "")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
     try:
-        os.fchmod(fd, _umask_mode())
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
+        write(Path(tmp))
+        os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
     except BaseException as err:
         if os.path.exists(tmp):
@@ -55,6 +60,14 @@ def atomic_write(path, write, binary=True):
             raise OSError(err.errno, err.strerror, str(path)) from None
         raise
     return path
+
+
+def atomic_write(path, write, binary=True):
+    """Calls write(file) on a temporary file beside `path`, then renames it to `path`."""
+    def to_file(tmp):
+        with open(tmp, "wb" if binary else "w") as f:
+            write(f)
+    return write_via_path(path, to_file, keep_suffix=False)
 
 
 def write_text(path, text):
@@ -100,23 +113,6 @@ def machine_line():
     return f"{cores} cores ({cpu_model()}), load average {load}"
 
 
-def write_via_path(path, write):
-    """Calls write(tmp_path) for writers that take only a file name (Keras' .weights.h5 needs
-    its suffix, a compiler its -o), then renames the result onto `path`; no partial file is
-    left either way."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{os.getpid()}{TMP_SUFFIX}.{path.name}")  # keeps the full suffix
-    try:
-        write(tmp)
-        os.chmod(tmp, _umask_mode())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
-
-
 def sha256_of(path, chunk=1 << 20):
     """Hex SHA-256 of a file, read in chunks (provenance of data sets, models, downloads)."""
     digest = hashlib.sha256()
@@ -128,7 +124,7 @@ def sha256_of(path, chunk=1 << 20):
 
 def remove_partial_files(folder):
     """Removes what an interrupted write leaves in `folder` (not recursive): our atomic
-    writes' temporaries (*.tmp), TensorFlow's checkpoint temporaries (ckpt-N_temp/) and its
+    writes' temporaries (*.tmp, .NAME.*.tmp.suffix), TensorFlow's checkpoint temporaries (ckpt-N_temp/) and its
     half-written checkpoint files (*.tempstate*). Returns the names removed."""
     folder = Path(folder)
     removed = []
@@ -136,7 +132,8 @@ def remove_partial_files(folder):
         return removed
     for entry in folder.iterdir():
         name = entry.name
-        if name.endswith(TMP_SUFFIX) or name.endswith("_temp") or ".tempstate" in name or \
+        ours = name.endswith(TMP_SUFFIX) or (name.startswith(".") and f"{TMP_SUFFIX}." in name)
+        if ours or name.endswith("_temp") or ".tempstate" in name or \
                 name.startswith("checkpoint.tmp"):
             if entry.is_dir() and not entry.is_symlink():
                 shutil.rmtree(entry, ignore_errors=True)

@@ -509,3 +509,31 @@ def test_eval_cli_checkpoint_faults_and_read_only_workdir(pose_workdir, tiny_set
     assert result.returncode == 2 and lines[-1].startswith("error:") and "unused" in lines[-1], \
         result.stderr
     assert not [l for l in lines if "WARNING" in l], lines
+
+
+def test_atomic_writes_keep_suffixes_leave_nothing_on_failure_and_are_cleaned_up(tmp_path):
+    """pose_era.io's one write mechanism: a writer that needs a file name sees the real suffix,
+    a failed write keeps the old file and leaves no temporary, and a temporary left by a killed
+    process is recognised as partial (and nothing else is)."""
+    target = tmp_path / "backbone.weights.h5"
+    target.write_text("old")
+    seen = []
+    io.write_via_path(target, lambda tmp: (seen.append(tmp.name), tmp.write_text("new")))
+    assert seen[0].startswith(".backbone.weights.h5.") and seen[0].endswith(".tmp.weights.h5")
+    assert target.read_text() == "new"
+
+    def failing(tmp):
+        tmp.write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    with pytest.raises(OSError) as info:
+        io.write_via_path(target, failing)
+    assert info.value.filename == str(target) and target.read_text() == "new"
+    with pytest.raises(OSError):
+        io.atomic_write(tmp_path / "a.json", lambda f: failing(Path(f.name)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backbone.weights.h5"]
+    (tmp_path / ".backbone.weights.h5.x1y2.tmp.weights.h5").write_text("killed")
+    (tmp_path / ".a.json.x1y2.tmp").write_text("killed")
+    (tmp_path / "notes.tmp.txt").write_text("a user's file")
+    assert io.remove_partial_files(tmp_path) == [".a.json.x1y2.tmp",
+                                                 ".backbone.weights.h5.x1y2.tmp.weights.h5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["backbone.weights.h5", "notes.tmp.txt"]

@@ -50,10 +50,6 @@ def export_backbone(release, path):
     print(f"backbone of {release} (step {step}) -> {path}", flush=True)
 
 
-def summary_row(name, result):
-    return f"{name:<44} {result['mpjpe']:8.1f} {result['pa_mpjpe']:9.1f} {result['mpvpe']:7.1f}"
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=0,
@@ -66,6 +62,7 @@ def main(argv=None):
     sys.path.insert(0, str(ROOT))
     from training import config as config_lib
     from data_pipelines.pipeline import synthetic_dir
+    from eval.report import results_table
     from pose_era.body import default_body_model_path
 
     print(f"body model: {default_body_model_path()}", flush=True)  # built and cached once
@@ -97,11 +94,10 @@ def main(argv=None):
     mine = json.loads(Path(WORKDIR, "eval", "synth_p1.json").read_text())
     released = json.loads(next(Path(WORKDIR, "eval", "released").glob("*.json")).read_text())
     base = mine["baselines"]["mean_pose"]
-    print(f"\nsynthetic test split {synth} ({mine['count']} images), mm:")
-    print(f"{'':<44} {'MPJPE':>8} {'PA-MPJPE':>9} {'MPVPE':>7}")
-    print(summary_row(f"this demo's run ({WORKDIR})", mine))
-    print(summary_row(f"released model ({RELEASE})", released))
-    print(summary_row("mean body (baseline)", base))
+    print(f"\nsynthetic test split {synth}, mm:")
+    print(results_table({f"this demo's run ({WORKDIR})": mine,
+                         f"released model ({RELEASE})": released,
+                         "mean body (baseline)": base}))
     ratio = mine["pa_mpjpe"] / base["pa_mpjpe"]
     verdict = "met" if ratio <= BAR and mine["mpjpe"] < base["mpjpe"] else "NOT met"
     print(f"this run's PA-MPJPE is {ratio:.2f} x the mean body's (bar: <= {BAR}, MPJPE below "
