@@ -184,19 +184,27 @@ def read_meta(directory):
 
 
 def check_body_model(directory, body_path=None):
-    """ValueError when the dataset in `directory` was made with another body-model file than
-    `body_path` (default: the cached Anny model): its labels would not fit the model's sizes."""
+    """ValueError when the dataset in `directory` was made with another body model than
+    `body_path` (default: the cached Anny model): its labels would not fit the model's sizes.
+    The file's SHA-256 decides where meta.json records it; otherwise the label sizes it records
+    (a folder written by other code) must match."""
     meta = read_meta(directory)
-    if "body_model_sha256" not in meta:  # not made by this writer: nothing records the body
-        return
     path, arrays = _body_file(body_path)
-    if meta["body_model_sha256"] != sha256_of(path):
+    sizes = {"num_joints": int(arrays["parents"].shape[0]),
+             "num_betas": int(arrays["shapedirs"].shape[-1]),
+             "num_markers": int(arrays["markers"].shape[0])}
+    if "body_model_sha256" in meta:
+        same = meta["body_model_sha256"] == sha256_of(path)
+    else:
+        same = all(meta[k] == v for k, v in sizes.items() if k in meta)
+    if not same:
+        def described(d):
+            return ", ".join(f"{d.get(k)} {k[4:]}" for k in sizes)
         raise ValueError(
-            f"{directory} was made with body model {meta.get('body_model')} "
-            f"({meta.get('num_joints')} joints, {meta.get('num_markers')} markers), not with "
-            f"{path} ({arrays['parents'].shape[0]} joints, {arrays['markers'].shape[0]} "
-            "markers); set body.path to the dataset's body model or make a dataset with this "
-            "one (python tools/make_synth.py --body FILE ...)")
+            f"{directory} was made with another body model ({meta.get('body_model', '?')}: "
+            f"{described(meta)}) than {path} ({described(sizes)}); set body.path to the "
+            "dataset's body model or make a dataset with this one (python tools/make_synth.py "
+            "--body FILE ...)")
 
 
 # Keys added to meta.json after v1 folders were made, with the value those folders were made with.
