@@ -15,7 +15,7 @@ from training import checkpoints
 def test_release_keeps_the_model_and_drops_nothing_it_needs(tmp_path):
     workdir, config, model = make_workdir(tmp_path)
     (workdir / "run_info.json").write_text(json.dumps({"starts": [{"step": 0}]}))
-    out, step = release_model.release(workdir, tmp_path / "pretrained" / "tiny")
+    out, step = release_model.release(workdir, tmp_path / "pretrained" / "tiny", float32=True)
     assert step == STEP and (out / "run_info.json").is_file()
     _, released, released_step = checkpoints.restore(out)
     assert released_step == STEP
@@ -35,6 +35,32 @@ def test_release_keeps_the_model_and_drops_nothing_it_needs(tmp_path):
     with pytest.raises(FileExistsError):
         release_model.release(workdir, out)
     assert not list(out.parent.glob(".tiny.*"))  # no half-written folder left beside it
+
+
+def test_float16_release_is_half_the_size_and_within_1mm(tmp_path):
+    workdir, config, model = make_workdir(tmp_path)
+    for v in model.weights:  # trained-looking weights: an untrained head predicts the mean body
+        v.assign(v + tf.random.normal(v.shape, stddev=0.02, seed=5))
+    checkpoint = tf.train.Checkpoint(model=model, step=tf.Variable(STEP, dtype=tf.int64))
+    tf.train.CheckpointManager(checkpoint, str(workdir / "ckpt"), max_to_keep=1).save(
+        checkpoint_number=STEP)
+    full, _ = release_model.release(workdir, tmp_path / "pretrained" / "f32", float32=True)
+    half, _ = release_model.release(workdir, tmp_path / "pretrained" / "f16")
+    size = lambda out: sum(f.stat().st_size for f in (out / "ckpt").iterdir())
+    prefix = checkpoints.find(half)[1]
+    assert checkpoints.stores_float16(prefix) and not checkpoints.stores_float16(
+        checkpoints.find(full)[1])
+    assert size(half) < 0.6 * size(full)
+    dtypes = tf.train.load_checkpoint(prefix).get_variable_to_dtype_map()
+    assert all(dtype == tf.float32 for key, dtype in dtypes.items()  # small tensors are kept
+               if "moving_variance" in key or "/bias/" in key)
+    _, restored, _ = checkpoints.restore(half)
+    assert all(v.dtype == "float32" for v in restored.weights)
+    inputs = release_model.probe_inputs(IMAGE_SIZE)
+    a, b = model(inputs, training=False)["vertices"], restored(inputs, training=False)["vertices"]
+    assert 0 < float(tf.reduce_max(tf.abs(a - b))) < 1e-3   # rounded, within 1 mm
+    with pytest.raises(ValueError, match="release with --float32"):
+        release_model.check_float16(config, model, half, tolerance_mm=1e-6)
 
 
 def test_release_with_another_markerposer_keeps_the_head(tmp_path):

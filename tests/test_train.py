@@ -136,6 +136,30 @@ def test_init_from_starts_a_fresh_run_from_another_runs_weights(tmp_path):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+def test_float16_checkpoint_restores_and_initialises_as_float32(tmp_path):
+    source = _toy(tmp_path / "source", "train.steps=1")
+    checkpoint = tf.train.Checkpoint(model=source.model)
+    prefix = checkpoint.save(str(tmp_path / "f32" / "ckpt"))
+    min_size = 100   # the toy's tensors are small: some narrowed, some kept
+    narrowed, kept = checkpoints.save_float16(prefix, tmp_path / "f16" / "ckpt-1", min_size)
+    large = [v for v in source.model.weights if np.size(v) >= min_size]
+    assert narrowed == len(large) > 0 and kept > 0
+    target = _toy(tmp_path / "target", "train.steps=1", "optimizer.lr=0.0")
+    checkpoints.restore_into(tf.train.Checkpoint(model=target.model),
+                             str(tmp_path / "f16" / "ckpt-1"), "the toy").expect_partial()
+    for a, b in zip(source.model.weights, target.model.weights):
+        expected = a.numpy().astype("float16").astype("float32") if np.size(a) >= \
+            min_size else a.numpy()
+        assert b.dtype == "float32"
+        np.testing.assert_array_equal(b.numpy(), expected)
+    config_lib.save_json(source.config, tmp_path / "f16")   # init_from finds the run above it
+    fresh = _toy(tmp_path / "fresh", "train.steps=1",
+                 f"train.init_from={tmp_path / 'f16' / 'ckpt-1'}")
+    assert fresh.restore_latest() == 0
+    for a, b in zip(target.model.weights, fresh.model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
 def test_unknown_config_variant_is_one_line(tmp_path):
     result = run_cli("--config", "mixer_64:nonsense", "--dry_run")
     assert result.returncode == 2

@@ -3,8 +3,9 @@
     python tools/release_model.py runs/long --name mixer_64_synth
 
 Writes pretrained/NAME/ with config.json, ckpt/ holding the model's weights and the step only
-(no optimizer state: a third of the size, nothing a user needs to evaluate or run the demo),
-and the workdir's run_info.json, eval/ JSON and tb/ scalars. Evaluate it afterwards with
+(no optimizer state: a third of the size, nothing a user needs to evaluate or run the demo; the
+large tensors stored in float16, half the size again, checked to move the vertices by at most
+1 mm, widened back to float32 when loaded; --float32 keeps every value as trained), and the workdir's run_info.json, eval/ JSON and tb/ scalars. Evaluate it afterwards with
 `python -m eval.h36m --ckpt pretrained/NAME --baseline mean_pose`. The folder appears whole
 (written beside it, then renamed); an existing release is replaced only with --force.
 
@@ -38,6 +39,14 @@ from training import config as config_lib  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def probe_inputs(size, count=4):
+    """Fixed random images and a crop camera: inputs to compare two copies of a model on."""
+    gen = tf.random.Generator.from_seed(0)
+    return {"image": gen.uniform([count, size, size, 3]),
+            "K": tf.constant([[[size * 1.2, 0, size / 2], [0, size * 1.2, size / 2],
+                               [0, 0, 1]]] * count, tf.float32)}
+
+
 def swap_markerposer(config, model, weights):
     """(config, model) with the MarkerPoser of `weights` (.npz) and every other weight copied."""
     m = copy.deepcopy(config)
@@ -53,11 +62,7 @@ def swap_markerposer(config, model, weights):
                          "checkpoint's")
     for a, b in zip(old, new):
         b.assign(a)
-    size = int(config.data.image_size)
-    gen = tf.random.Generator.from_seed(0)
-    inputs = {"image": gen.uniform([2, size, size, 3]),
-              "K": tf.constant([[[size * 1.2, 0, size / 2], [0, size * 1.2, size / 2],
-                                 [0, 0, 1]]] * 2, tf.float32)}
+    inputs = probe_inputs(int(config.data.image_size))
     a, b = model(inputs, training=False), new_model(inputs, training=False)
     if not np.array_equal(a["markers"], b["markers"]):
         raise ValueError("the head's markers changed when the MarkerPoser was swapped")
@@ -66,7 +71,22 @@ def swap_markerposer(config, model, weights):
     return m, new_model
 
 
-def release(workdir, out, force=False, markerposer=None):
+def check_float16(config, model, release_dir, tolerance_mm=1.0):
+    """The float16-stored release must give the float32 model's vertices within `tolerance_mm`
+    (the issue's bar) on the same random images; ValueError otherwise. Returns the largest
+    difference in mm."""
+    _, stored, _ = checkpoints.restore(release_dir)
+    inputs = probe_inputs(int(config.data.image_size))
+    a, b = model(inputs, training=False), stored(inputs, training=False)
+    worst = 1000 * float(tf.reduce_max(tf.abs(a["vertices"] - b["vertices"])))
+    if worst > tolerance_mm:
+        raise ValueError(f"float16 storage moves the vertices by up to {worst:.2f} mm (more than "
+                         f"{tolerance_mm} mm); release with --float32")
+    print(f"float16 storage: vertices within {worst:.3f} mm of the float32 model's")
+    return worst
+
+
+def release(workdir, out, force=False, markerposer=None, float32=False):
     config, model, step = checkpoints.restore(workdir)
     if markerposer:
         config, model = swap_markerposer(config, model, markerposer)
@@ -78,8 +98,17 @@ def release(workdir, out, force=False, markerposer=None):
     try:
         config_lib.save_json(config, tmp)
         checkpoint = tf.train.Checkpoint(model=model, step=tf.Variable(step, dtype=tf.int64))
-        tf.train.CheckpointManager(checkpoint, str(tmp / "ckpt"), max_to_keep=1).save(
+        full = tf.train.CheckpointManager(checkpoint, str(tmp / "float32"), max_to_keep=1).save(
             checkpoint_number=step)
+        if float32:
+            shutil.move(tmp / "float32", tmp / "ckpt")
+        else:
+            (tmp / "ckpt").mkdir()
+            prefix = tmp / "ckpt" / Path(full).name
+            checkpoints.save_float16(full, prefix)
+            checkpoints.write_index(tmp / "ckpt", prefix, [prefix])
+            shutil.rmtree(tmp / "float32")
+            check_float16(config, model, tmp)
         workdir = Path(workdir)
         for name in ("run_info.json", "eval", "tb"):
             source = workdir / name
@@ -102,10 +131,13 @@ def main(argv=None):
     parser.add_argument("--name", required=True, help="release name: pretrained/NAME")
     parser.add_argument("--force", action="store_true", help="replace an existing release")
     parser.add_argument("--markerposer", help="swap in this pre-trained MarkerPoser (.npz)")
+    parser.add_argument("--float32", action="store_true",
+                        help="store every weight in float32 (default: the large tensors in "
+                             "float16, checked to move the vertices by at most 1 mm)")
     args = parser.parse_args(argv)
     try:
         out, step = release(args.workdir, ROOT / "pretrained" / args.name, args.force,
-                            args.markerposer)
+                            args.markerposer, args.float32)
     except (checkpoints.CheckpointError, config_lib.ConfigError, FileExistsError,
             FileNotFoundError, ValueError) as err:
         print(f"release_model: {err}", file=sys.stderr)

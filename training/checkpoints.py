@@ -10,13 +10,16 @@ The `ckpt/checkpoint` index is a convenience: when it is missing, unreadable or 
 that is gone, the newest complete ckpt-N files present are used (and the driver rewrites the
 index from them), so a lost index never restarts a run at step 0 over its own checkpoints.
 """
+import contextlib
 import logging
 import re
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.core.protobuf import trackable_object_graph_pb2
@@ -183,15 +186,78 @@ def _unused_model_values(status, prefix, child="model"):
                   if graph.nodes[n].attributes and n not in matched)
 
 
+# Model tensors of at least this many values are stored in float16 by `save_float16`; smaller
+# ones (biases, norms' scales, BatchNorm statistics, ERA coefficients) keep float32: they are a
+# few percent of the size and the outputs are most sensitive to them.
+FLOAT16_MIN_SIZE = 4096
+
+
+def _write_bundle(prefix, tensors):
+    """Writes {checkpoint key: tensor} as a TensorFlow V2 checkpoint bundle at `prefix`."""
+    names = sorted(tensors)
+    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tensors[n] for n in names])
+
+
+def _read_bundle(prefix):
+    reader = tf.train.load_checkpoint(str(prefix))
+    return {key: np.asarray(reader.get_tensor(key)) for key in reader.get_variable_to_dtype_map()}
+
+
+def save_float16(prefix, out_prefix, min_size=FLOAT16_MIN_SIZE):
+    """Copies checkpoint `prefix` to `out_prefix` with its float32 model tensors of >= min_size
+    values stored as float16 (same keys and object graph): half the size of a released model.
+    `restore_into` widens them back to float32. Returns the numbers of tensors narrowed and
+    kept."""
+    tensors, narrowed = _read_bundle(prefix), 0
+    for key, value in tensors.items():
+        if (key.startswith("model/") and key.endswith("VARIABLE_VALUE")
+                and value.dtype == "float32" and value.size >= min_size):
+            tensors[key] = tf.constant(value.astype("float16"))
+            narrowed += 1
+    _write_bundle(out_prefix, tensors)
+    return narrowed, len(tensors) - narrowed
+
+
+def stores_float16(prefix):
+    """Whether checkpoint `prefix` holds float16 values (written by save_float16)."""
+    dtypes = tf.train.load_checkpoint(str(prefix)).get_variable_to_dtype_map().values()
+    return tf.float16 in dtypes
+
+
+@contextlib.contextmanager
+def float32_view(prefix):
+    """Yields a prefix whose values are all float32: `prefix` itself, or, when it stores float16
+    values, a temporary widened copy (TensorFlow's restore does not cast between dtypes)."""
+    if not stores_float16(prefix):
+        yield prefix
+        return
+    with tempfile.TemporaryDirectory(prefix="float32_ckpt_") as folder:
+        tensors = {key: value.astype("float32") if value.dtype == "float16" else value
+                   for key, value in _read_bundle(prefix).items()}
+        widened = Path(folder) / Path(prefix).name
+        _write_bundle(widened, tensors)
+        yield str(widened)
+
+
 def restore_into(checkpoint, prefix, what):
     """Restores `prefix` into a tf.train.Checkpoint whose objects all exist; CheckpointError
     (one line) when the file is damaged or it does not match `what` (e.g. 'the model of
-    W/config.json'). The checkpoint's optimizer slots and step are matched like the model."""
+    W/config.json'). The checkpoint's optimizer slots and step are matched like the model;
+    float16-stored values (a release, `save_float16`) are widened to the model's float32."""
+    try:
+        with float32_view(prefix) as readable:
+            return _restore_matched(checkpoint, readable, prefix, what)
+    except tf.errors.OpError as err:  # unreadable before the restore (float32_view's reads)
+        raise _damaged(prefix, err) from None
+
+
+def _restore_matched(checkpoint, readable, prefix, what):
     status = None
     try:
-        status = checkpoint.restore(prefix)
+        status = checkpoint.restore(readable)
         status.assert_existing_objects_matched()
-        unused = _unused_model_values(status, prefix)
+        unused = _unused_model_values(status, readable)
     except (AssertionError, ValueError) as err:
         if status is not None:
             status.expect_partial()

@@ -303,7 +303,8 @@ class Trainer:
             print(f"resuming from step {self._saved_step} ({Path(latest).name})", flush=True)
         elif self.config.train.init_from:
             _, prefix = checkpoints.find(self.config.train.init_from)
-            tf.train.Checkpoint(model=self.model).restore(prefix).expect_partial()
+            with checkpoints.float32_view(prefix) as readable:
+                tf.train.Checkpoint(model=self.model).restore(readable).expect_partial()
             print(f"initialised the model from {prefix}")
         self._trusted_norm = self._weight_norm()
         return int(self.step.numpy())
