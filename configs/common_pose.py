@@ -49,6 +49,7 @@ def model_section():
     c.dense2d = ml_collections.ConfigDict()
     c.dense2d.enabled = False             # training aid: COCO-17 soft-argmax head on stride 8
     c.dense2d.hidden = 128                # its 3x3 conv's channels
+    c.dense2d.context = False             # also read the upsampled stride-32 features
     c.head = ml_collections.ConfigDict()
     c.head.kind = "mixer"                 # mixer | transformer
     c.head.width = 64                     # 64 | 256 in the supplement
@@ -90,6 +91,8 @@ def loss_section():
     c.vertices = 1.0
     c.reproj = 1.0
     c.dense2d = 1.0             # used only when model.dense2d.enabled
+    c.dense2d_heatmap = 0.0     # its heatmaps against Gaussians at kp2d (KL divergence)
+    c.heatmap_sigma = 8.0       # those Gaussians' standard deviation, pixels of the crop
     c.shape_prior = 1e-3
     c.pose_prior = 1e-3
     c.deep_supervision = True   # markers3d over all L estimates (False: the last one only)
@@ -174,6 +177,7 @@ def pose_config(arg, *, name, backbone, head_kind, width):
     if cpu:
         config.model.backbone.bn_momentum = 0.99 if long else 0.9
         config.model.dense2d.enabled = True
+        config.model.dense2d.context = True   # with the heatmap term (docs/pose_results.md)
         config.model.markerposer.weights = PRETRAINED_MARKERPOSER
         for key, value in PRETRAINED_MARKERPOSER_KEYS.items():
             config.model.markerposer[key] = value
@@ -185,6 +189,7 @@ def pose_config(arg, *, name, backbone, head_kind, width):
         for term in THROUGH_MARKERPOSER:
             config.loss[term] = 0.0
         config.loss.marker_distances = 1.0   # articulation before orientation (losses.py)
+        config.loss.dense2d_heatmap = 1.0    # dense per-cell 2D targets train the backbone
     if "weak" in variants:
         for term in THREE_D_TERMS:
             config.loss[term] = 0.0

@@ -39,9 +39,25 @@ class SoftArgmax2D(keras.layers.Layer):
         return {**super().get_config(), "stride": self.stride}
 
 
-def dense2d_head(features, image_size, hidden):
-    """(B,H,W,C) stride-8 features -> (B,17,2) COCO-17 keypoints in crop pixels (kp2d's order)."""
+def dense2d_head(features, image_size, hidden, context=None):
+    """(B,H,W,C) stride-8 features -> ((B,17,2) COCO-17 keypoints in crop pixels, kp2d's order;
+    (B,H,W,17) their heatmap logits, for losses.heatmap_divergence).
+
+    context: the backbone's last (stride-32) feature map, or None. When given, it is projected,
+    upsampled to the stride-8 grid and added: the keypoints can then use the whole body's
+    context (a stride-8 cell of MobileNetV2 sees ~1/2 of a 160 px crop and cannot tell a left
+    arm from a right one), and the aid's gradient reaches the layers the marker head reads.
+    """
+    x = keras.layers.Conv2D(hidden, 1, name="dense2d_fine")(features) if context is not None \
+        else features
+    if context is not None:
+        up = features.shape[1] // context.shape[1]
+        coarse = keras.layers.Conv2D(hidden, 1, name="dense2d_context")(context)
+        x = keras.layers.Add(name="dense2d_merge")(
+            [x, keras.layers.UpSampling2D(up, interpolation="bilinear",
+                                          name="dense2d_upsample")(coarse)])
+        x = keras.layers.Activation("relu", name="dense2d_merge_relu")(x)
     x = keras.layers.Conv2D(hidden, 3, padding="same", activation="relu",
-                            name="dense2d_conv")(features)
+                            name="dense2d_conv")(x)
     logits = keras.layers.Conv2D(COCO_KEYPOINTS, 1, name="dense2d_logits")(x)
-    return SoftArgmax2D(image_size / features.shape[1], name="dense2d")(logits)
+    return SoftArgmax2D(image_size / features.shape[1], name="dense2d")(logits), logits

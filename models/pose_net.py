@@ -54,7 +54,7 @@ def build_pose_model(config, body_model):
     rotmats (B,J,3,3), betas (B,S), transl (B,3), and the posed body's vertices (B,V,3),
     joints (B,J,3), mesh_markers (B,K,3), h36m17 (B,17,3), coco17 (B,17,3); camera frame, metres.
     With model.dense2d.enabled also kp2d_dense (B,17,2), the training aid's COCO-17 keypoints in
-    crop pixels.
+    crop pixels, and kp2d_logits (B,S/8,S/8,17), their heatmap logits.
     """
     m, size = config.model, int(config.data.image_size)
     _check(m, body_model)
@@ -67,7 +67,8 @@ def build_pose_model(config, body_model):
     extra = {}
     if m.dense2d.enabled:
         feats, fine = feats
-        extra["kp2d_dense"] = dense2d_head(fine, size, m.dense2d.hidden)
+        extra["kp2d_dense"], extra["kp2d_logits"] = dense2d_head(
+            fine, size, m.dense2d.hidden, feats if m.dense2d.context else None)
     head = ThundrHead(build_block(m.head, m.activation, m.era), depth=m.head.depth,
                       width=m.head.width, image_size=size, rest_markers=mean["markers"],
                       extent=mean["extent"], fill=m.init_fill, pos_encoding=m.head.pos_encoding,

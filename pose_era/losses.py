@@ -28,6 +28,12 @@ Every term is a per-example (B,) float32 tensor, zero at the ground truth and po
                (the example schema carries parameters, not vertices); masked by has_params.
 - dense2d:     the training aid's soft-argmax COCO-17 keypoints (model.dense2d) against kp2d, the
                same robust 2D error as reproj; only when the model has that output.
+- dense2d_heatmap: the training aid's heatmaps (spatial softmax of kp2d_logits) against a
+               Gaussian of `heatmap_sigma` pixels at each visible kp2d inside the crop: the KL
+               divergence KL(target || heatmap), averaged over those keypoints. Why: the
+               soft-argmax error above gives each image one gradient direction per keypoint,
+               which a from-scratch backbone learns from slowly; a heatmap target tells every
+               cell of the map what it should say.
 - reproj:      the COCO-17 keypoints of the posed mesh projected through the crop's K, residual
                divided by the image size, robust pseudo-Huber sqrt(r^2 + eps^2) - eps per keypoint,
                weighted by the visibility and averaged over the visible keypoints (weak supervision).
@@ -42,7 +48,7 @@ import tensorflow as tf
 
 from pose_era import geometry
 
-TERMS = ("markers3d", "marker_centroid", "marker_distances", "markers2d", "marker_mesh", "joints3d", "vertices", "reproj", "dense2d", "shape_prior", "pose_prior")
+TERMS = ("markers3d", "marker_centroid", "marker_distances", "markers2d", "marker_mesh", "joints3d", "vertices", "reproj", "dense2d", "dense2d_heatmap", "shape_prior", "pose_prior")
 
 
 def safe_norm(x, axis=-1):
@@ -97,6 +103,28 @@ def keypoint_error_2d(uv, uv_true, vis, image_size, eps):
     return tf.reduce_sum(vis * rho, -1) / tf.maximum(tf.reduce_sum(vis, -1), 1.0)
 
 
+def heatmap_divergence(logits, kp2d, image_size, sigma):
+    """(B,) mean KL(Gaussian target || softmax heatmap) over the visible in-crop keypoints.
+
+    logits (B,H,W,N) on a grid of cells `image_size / W` pixels wide (centres at (j + 0.5) x
+    stride, as SoftArgmax2D); kp2d (B,N,3) pixels and visibility; sigma in pixels.
+    """
+    h, w = logits.shape[1], logits.shape[2]
+    stride = float(image_size) / w
+    u = (tf.range(w, dtype=tf.float32) + 0.5) * stride
+    v = (tf.range(h, dtype=tf.float32) + 0.5) * stride
+    du = tf.square(u[None, None, :, None] - kp2d[:, None, None, :, 0])      # (B,1,W,N)
+    dv = tf.square(v[None, :, None, None] - kp2d[:, None, None, :, 1])      # (B,H,1,N)
+    log_target = -(du + dv) / (2.0 * sigma ** 2)                              # (B,H,W,N)
+    log_target -= tf.reduce_logsumexp(log_target, axis=[1, 2], keepdims=True)
+    log_prob = logits - tf.reduce_logsumexp(logits, axis=[1, 2], keepdims=True)
+    kl = tf.reduce_sum(tf.exp(log_target) * (log_target - log_prob), axis=[1, 2])  # (B,N)
+    inside = tf.logical_and(tf.reduce_all(kp2d[..., :2] >= 0.0, -1),
+                            tf.reduce_all(kp2d[..., :2] < float(image_size), -1))
+    weight = kp2d[..., 2] * tf.cast(inside, tf.float32)
+    return tf.reduce_sum(weight * kl, -1) / tf.maximum(tf.reduce_sum(weight, -1), 1.0)
+
+
 def pose_prior(rotmats):
     """(B,J,3,3) -> (B,) mean ||R_j - I||_F^2 over the non-root joints."""
     eye = tf.eye(3, dtype=rotmats.dtype)
@@ -147,6 +175,12 @@ def loss_terms(outputs, targets, K, image_size, body_model, loss_config):
         terms["dense2d"] = (keypoint_error_2d(f32(outputs["kp2d_dense"]), kp2d[..., :2],
                                               kp2d[..., 2], image_size, loss_config.reproj_eps),
                             tf.cast(tf.reduce_any(targets["kp2d"][..., 2] > 0, -1), tf.float32))
+    if loss_config.dense2d_heatmap and "kp2d_logits" in outputs:
+        kp2d = f32(targets["kp2d"])
+        terms["dense2d_heatmap"] = (
+            heatmap_divergence(f32(outputs["kp2d_logits"]), kp2d, image_size,
+                               loss_config.heatmap_sigma),
+            tf.cast(tf.reduce_any(targets["kp2d"][..., 2] > 0, -1), tf.float32))
     if loss_config.shape_prior:
         mean = tf.constant(body_model.mean_betas, tf.float32)
         terms["shape_prior"] = (tf.reduce_mean(tf.square(f32(outputs["betas"]) - mean), -1), ones)

@@ -32,14 +32,25 @@ def case(body):
                             (B, 1, 1)))
     kp2d = tf.concat([geometry.project(gt["coco17"], K), tf.ones((B, 17, 1))], axis=-1)
     ones = tf.ones((B,))
+    inside = np.all((kp2d[..., :2] >= 0) & (kp2d[..., :2] < SIZE), axis=-1)
+    assert inside.any(axis=1).all()  # the heatmap term sees only keypoints inside the crop
     targets = {"markers": gt["markers"], "has_markers": ones, "j3d": gt["h36m17"],
                "has_j3d": ones, "kp2d": kp2d, "betas": betas, "pose": aa, "transl": transl,
                "has_params": ones}
     outputs = {"markers_list": tf.stack([gt["markers"]] * L, axis=1), "markers": gt["markers"],
                "mesh_markers": gt["markers"], "h36m17": gt["h36m17"], "coco17": gt["coco17"],
                "vertices": gt["vertices"], "betas": tf.constant(betas), "rotmats": rotmats,
-               "kp2d_dense": kp2d[..., :2]}
+               "kp2d_dense": kp2d[..., :2], "kp2d_logits": gaussian_logits(kp2d, SIZE // 8)}
     return outputs, targets, K
+
+
+def gaussian_logits(kp2d, cells, sigma=common_pose.loss_section().heatmap_sigma):
+    """(B,cells,cells,N) log of a Gaussian at each keypoint on a grid over the SIZE crop."""
+    centres = (np.arange(cells) + 0.5) * SIZE / cells
+    kp = np.float64(kp2d)
+    du = (centres[None, None, :, None] - kp[:, None, None, :, 0]) ** 2
+    dv = (centres[None, :, None, None] - kp[:, None, None, :, 1]) ** 2
+    return tf.constant(-(du + dv) / (2 * sigma ** 2), tf.float32)
 
 
 def all_terms_config():
@@ -81,6 +92,8 @@ def perturbed(outputs, name, rng):
         out["coco17"] = noise(out["coco17"].numpy())
     elif name == "dense2d":
         out["kp2d_dense"] = out["kp2d_dense"] + rng.normal(0, 3.0, (B, 17, 2)).astype(np.float32)
+    elif name == "dense2d_heatmap":
+        out["kp2d_logits"] = out["kp2d_logits"] + rng.normal(0, 1.0, out["kp2d_logits"].shape)
     elif name == "shape_prior":
         out["betas"] = noise(out["betas"].numpy())
     elif name == "pose_prior":
@@ -178,3 +191,21 @@ def test_gradients_are_finite_at_the_ground_truth(case, body):
     for name, grad in zip(out, tape.gradient(total, list(out.values()))):
         if grad is not None:
             assert np.isfinite(grad.numpy()).all(), name
+
+
+def test_heatmap_divergence_of_a_shifted_gaussian_is_its_closed_form():
+    """KL between two Gaussians of one sigma, d pixels apart, is d^2 / (2 sigma^2) (a grid much
+    wider than sigma); invisible keypoints and keypoints outside the crop are left out."""
+    sigma, cells, stride = 8.0, 64, 4.0
+    kp = np.array([[[128.0, 100.0, 1.0], [60.0, 200.0, 1.0], [-5.0, 30.0, 1.0],
+                    [90.0, 90.0, 0.0]]])
+    shift = np.array([6.0, -10.0])
+    moved = kp.copy()
+    moved[..., :2] += shift
+    size = cells * stride
+    centres = (np.arange(cells) + 0.5) * stride
+    logits = -((centres[None, None, :, None] - moved[:, None, None, :, 0]) ** 2
+               + (centres[None, :, None, None] - moved[:, None, None, :, 1]) ** 2) / (2 * sigma ** 2)
+    value = losses.heatmap_divergence(tf.constant(logits, tf.float32) + 3.0,  # any offset
+                                      tf.constant(kp, tf.float32), size, sigma)
+    np.testing.assert_allclose(value, [np.sum(shift ** 2) / (2 * sigma ** 2)], rtol=1e-4)

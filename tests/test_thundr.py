@@ -70,6 +70,24 @@ def test_output_shapes(body, kind):
     assert {name: tuple(t.shape) for name, t in out.items()} == expected
 
 
+@pytest.mark.parametrize("context", [False, True])
+def test_dense2d_aid_and_where_its_heatmap_gradient_reaches(body, context):
+    """The aid's outputs; with `context` its heatmap loss also trains the backbone's last layer
+    (the one the marker head reads), without it that layer gets no gradient from the aid."""
+    config = make_config(depth=1)
+    config.model.dense2d.enabled, config.model.dense2d.context = True, context
+    model = pose_net.build_pose_model(config, body)
+    images = tf.random.uniform((2, 96, 96, 3), seed=4)
+    kp2d = tf.concat([tf.random.uniform((2, 17, 2), 10, 86, seed=5), tf.ones((2, 17, 1))], -1)
+    last = model.get_layer("backbone").get_layer("mobilenetv2_1.00_96").get_layer("Conv_1")
+    with tf.GradientTape() as tape:
+        out = model({"image": images, "K": camera(2, 96)}, training=True)
+        loss = tf.reduce_mean(losses.heatmap_divergence(out["kp2d_logits"], kp2d, 96, 8.0))
+    assert out["kp2d_dense"].shape == (2, 17, 2) and out["kp2d_logits"].shape == (2, 12, 12, 17)
+    grad = tape.gradient(loss, last.kernel)
+    assert (grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0) == context
+
+
 def test_parameter_counts_match_table8():
     """Built at 480x480 (the token count sets the Mixer's size) with 64 markers, weights=None."""
     body = tiny_body_model(num_markers=64)
