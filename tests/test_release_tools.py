@@ -125,3 +125,21 @@ def test_plot_joins_a_continued_run_after_the_one_it_continued(tmp_path):
     assert plot_training.main([str(second), "--before", str(first),
                                "--out", str(tmp_path / "c.png")]) == 0
     assert (tmp_path / "c.png").stat().st_size > 10_000
+
+
+def test_plot_draws_compared_runs_and_names_one_without_a_curve(tmp_path, capsys):
+    def run(name, pa):
+        writer = tf.summary.create_file_writer(str(tmp_path / name / "tb"))
+        with writer.as_default():
+            for step in (1000, 2000):
+                tf.summary.scalar("eval/mpjpe", pa + 50, step=step)
+                if pa:
+                    tf.summary.scalar("eval/pa_mpjpe", pa - step / 100, step=step)
+        writer.flush()
+        return tmp_path / name
+    new, old, empty = run("new", 120.0), run("old", 140.0), run("empty", 0.0)
+    _, labels = plot_training.plot(new, tmp_path / "d.png", compare=[old])
+    assert f"{old} PA-MPJPE" in labels and f"{old} MPJPE" in labels and "model PA-MPJPE" in labels
+    assert plot_training.main([str(new), "--compare", str(empty),
+                               "--out", str(tmp_path / "e.png")]) == 2
+    assert f"{empty}/tb has no eval/pa_mpjpe" in capsys.readouterr().err

@@ -8,6 +8,10 @@ panel) and, when an eval.h36m JSON with a mean_pose baseline is given (default: 
 eval/synth_p1.json if present), draws the baseline as horizontal lines, with 0.8x and 0.5x of
 its PA-MPJPE, the bars docs/pose_results.md measures against. `--before WORKDIR`: the run this
 one continued (train.init_from): its curves come first and this run's steps follow its last.
+`--compare WORKDIR` (repeatable): another run's validation curves, dashed, on the same axes
+(e.g. the previous recipe's run against this one).
+
+    python tools/plot_training.py runs/long3 --compare runs/long --out docs/figures/F.png
 """
 import argparse
 import collections
@@ -49,10 +53,18 @@ def _joined(before, after):
     return out, shift
 
 
-def plot(workdir, out, eval_json=None, before=None):
+def eval_scalars(workdir):
+    """scalars(workdir), or ValueError when the run has no validation curve to draw."""
     curves = scalars(workdir)
     if "eval/pa_mpjpe" not in curves:
         raise ValueError(f"{workdir}/tb has no eval/pa_mpjpe scalars: was train.eval_every 0?")
+    return curves
+
+
+def plot(workdir, out, eval_json=None, before=None, compare=()):
+    """Writes the PNG; returns (its path, the labels of the validation panel's lines)."""
+    curves = eval_scalars(workdir)
+    others = {str(other): eval_scalars(other) for other in compare}
     shift = None
     if before:
         curves, shift = _joined(scalars(before), curves)
@@ -60,6 +72,10 @@ def plot(workdir, out, eval_json=None, before=None):
     for tag, style in (("eval/mpjpe", "o-C0"), ("eval/pa_mpjpe", "o-C1")):
         steps, values = zip(*curves[tag])
         top.plot(steps, values, style, label=f"model {tag[5:].upper().replace('_', '-')}")
+        for name, other in others.items():
+            steps, values = zip(*other[tag])
+            top.plot(steps, values, style[-2:], ls="--", marker=".", lw=1, alpha=0.6,
+                     label=f"{name} {tag[5:].upper().replace('_', '-')}")
     if eval_json and Path(eval_json).is_file():
         base = json.loads(Path(eval_json).read_text())["baselines"]["mean_pose"]
         top.axhline(base["mpjpe"], color="C0", ls="--", label="mean body MPJPE")
@@ -86,8 +102,9 @@ def plot(workdir, out, eval_json=None, before=None):
     bottom.grid(alpha=0.3)
     fig.suptitle(str(workdir) if before is None else f"{before} -> {workdir}")
     fig.tight_layout()
+    labels = top.get_legend_handles_labels()[1]
     try:
-        return io.atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=100))
+        return io.atomic_write(out, lambda f: fig.savefig(f, format="png", dpi=100)), labels
     finally:
         plt.close(fig)
 
@@ -99,10 +116,13 @@ def main(argv=None):
     parser.add_argument("--eval", help="eval.h36m JSON with a mean_pose baseline "
                                        "(default: WORKDIR/eval/synth_p1.json)")
     parser.add_argument("--before", help="the workdir this run continued (train.init_from)")
+    parser.add_argument("--compare", action="append", default=[],
+                        help="another run whose validation curves to draw dashed (repeatable)")
     args = parser.parse_args(argv)
     try:
-        path = plot(args.workdir, args.out, args.eval or Path(args.workdir, "eval",
-                                                               "synth_p1.json"), args.before)
+        path, _ = plot(args.workdir, args.out, args.eval or Path(args.workdir, "eval",
+                                                                  "synth_p1.json"),
+                       args.before, args.compare)
     except (ValueError, OSError) as err:
         print(f"plot_training: {err}", file=sys.stderr)
         return 2
