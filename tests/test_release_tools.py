@@ -56,6 +56,10 @@ def test_float16_release_is_half_the_size_and_within_1mm(tmp_path):
                if "moving_variance" in key or "/bias/" in key)
     _, restored, _ = checkpoints.restore(half)
     assert all(v.dtype == "float32" for v in restored.weights)
+    stored = {v.path: dtypes[key] for key, v in checkpoints.variable_keys(restored, prefix).items()}
+    assert all(dtype == tf.float32 for path, dtype in stored.items()    # the head is kept
+               if path.startswith(release_model.FLOAT32_LAYERS))
+    assert tf.float16 in {dtype for path, dtype in stored.items() if "kernel" in path}
     inputs = release_model.probe_inputs(IMAGE_SIZE)
     a, b = model(inputs, training=False)["vertices"], restored(inputs, training=False)["vertices"]
     assert 0 < float(tf.reduce_max(tf.abs(a - b))) < 1e-3   # rounded, within 1 mm

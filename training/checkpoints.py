@@ -186,9 +186,9 @@ def _unused_model_values(status, prefix, child="model"):
                   if graph.nodes[n].attributes and n not in matched)
 
 
-# Model tensors of at least this many values are stored in float16 by `save_float16`; smaller
-# ones (biases, norms' scales, BatchNorm statistics, ERA coefficients) keep float32: they are a
-# few percent of the size and the outputs are most sensitive to them.
+# Model tensors of at least this many values are stored in float16 by a release; smaller ones
+# (biases, norms' scales, BatchNorm statistics, ERA coefficients) keep float32: they are a few
+# percent of the size and the outputs are most sensitive to them.
 FLOAT16_MIN_SIZE = 4096
 
 
@@ -204,16 +204,31 @@ def _read_bundle(prefix):
     return {key: np.asarray(reader.get_tensor(key)) for key in reader.get_variable_to_dtype_map()}
 
 
-def save_float16(prefix, out_prefix, min_size=FLOAT16_MIN_SIZE):
-    """Copies checkpoint `prefix` to `out_prefix` with its float32 model tensors of >= min_size
-    values stored as float16 (same keys and object graph): half the size of a released model.
-    `restore_into` widens them back to float32. Returns the numbers of tensors narrowed and
-    kept."""
+def variable_keys(model, prefix):
+    """{checkpoint key: variable} for the variables of `model` in `prefix`, a checkpoint of
+    tf.train.Checkpoint(model=model) (restoring it maps the saved object graph onto them)."""
+    status = tf.train.Checkpoint(model=model).restore(str(prefix))
+    status.expect_partial()
+    graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    graph.ParseFromString(tf.train.load_checkpoint(str(prefix)).get_tensor(
+        "_CHECKPOINTABLE_OBJECT_GRAPH"))
+    by_object = {id(obj): graph.nodes[node].attributes[0].checkpoint_key
+                 for node, obj in status._checkpoint.object_by_proto_id.items()  # noqa: SLF001
+                 if graph.nodes[node].attributes}
+    # The graph holds the Keras variable or the tf.Variable inside it, depending on which path
+    # reached it first.
+    found = [(by_object.get(id(v), by_object.get(id(v.value))), v) for v in model.weights]
+    return {key: v for key, v in found if key is not None}
+
+
+def save_float16(prefix, out_prefix, keys):
+    """Copies checkpoint `prefix` to `out_prefix` with the float32 tensors of `keys` stored as
+    float16 (same keys and object graph): half the size of a released model. `restore_into`
+    widens them back to float32. Returns the numbers of tensors narrowed and kept."""
     tensors, narrowed = _read_bundle(prefix), 0
-    for key, value in tensors.items():
-        if (key.startswith("model/") and key.endswith("VARIABLE_VALUE")
-                and value.dtype == "float32" and value.size >= min_size):
-            tensors[key] = tf.constant(value.astype("float16"))
+    for key in keys:
+        if tensors[key].dtype == "float32":
+            tensors[key] = tensors[key].astype("float16")
             narrowed += 1
     _write_bundle(out_prefix, tensors)
     return narrowed, len(tensors) - narrowed
