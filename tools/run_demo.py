@@ -75,9 +75,13 @@ def main(argv=None):
             "--image-size", str(data.image_size))
     overrides = [f"train.steps={args.steps}"] if args.steps else []
     if not args.from_scratch:
+        from pose_era import io
         from training import checkpoints
-        step = checkpoints.step_of(checkpoints.find(RELEASE)[1])
-        backbone = Path("cache", "backbones", f"{Path(RELEASE).name}-{step}.weights.h5")
+        prefix = checkpoints.find(RELEASE)[1]
+        # Named by the checkpoint's content, not its step: a new release of the same length
+        # must not pick up the backbone exported from the one before.
+        digest = io.sha256_of(f"{prefix}.data-00000-of-00001")[:12]
+        backbone = Path("cache", "backbones", f"{Path(RELEASE).name}-{digest}.weights.h5")
         if not backbone.is_file():
             export_backbone(RELEASE, backbone)
         overrides.append(f"model.backbone.weights={backbone}")
