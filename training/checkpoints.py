@@ -207,8 +207,9 @@ def _read_bundle(prefix):
 def variable_keys(model, prefix):
     """{checkpoint key: variable} for the variables of `model` in `prefix`, a checkpoint of
     tf.train.Checkpoint(model=model) (restoring it maps the saved object graph onto them)."""
-    status = tf.train.Checkpoint(model=model).restore(str(prefix))
-    status.expect_partial()
+    with float32_view(prefix) as readable:
+        status = tf.train.Checkpoint(model=model).restore(readable)
+        status.expect_partial()
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
     graph.ParseFromString(tf.train.load_checkpoint(str(prefix)).get_tensor(
         "_CHECKPOINTABLE_OBJECT_GRAPH"))
