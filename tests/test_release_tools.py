@@ -147,3 +147,14 @@ def test_plot_draws_compared_runs_and_names_one_without_a_curve(tmp_path, capsys
     assert plot_training.main([str(new), "--compare", str(empty),
                                "--out", str(tmp_path / "e.png")]) == 2
     assert f"{empty}/tb has no eval/pa_mpjpe" in capsys.readouterr().err
+
+
+def test_make_demo_sets_aside_a_run_it_could_not_resume(tmp_path):
+    from tests.tiny_pose_workdir import tiny_overrides
+    from training import config as config_lib
+    workdir, config, _ = make_workdir(tmp_path)
+    assert run_demo.set_aside_if_changed(config, workdir) is None and workdir.is_dir()
+    changed = config_lib.apply_overrides(config_lib.load_config("mixer_64:cpu"),
+                                         tiny_overrides(tmp_path) + ["model.head.width=8"])
+    aside = run_demo.set_aside_if_changed(changed, workdir)
+    assert not workdir.exists() and (aside / "ckpt").is_dir() and aside.parent == workdir.parent

