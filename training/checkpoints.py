@@ -186,9 +186,10 @@ def _unused_model_values(status, prefix, child="model"):
                   if graph.nodes[n].attributes and n not in matched)
 
 
-# Model tensors of at least this many values are stored in float16 by a release; smaller ones
-# (biases, norms' scales, BatchNorm statistics, ERA coefficients) keep float32: they are a few
-# percent of the size and the outputs are most sensitive to them.
+# A release (tools/release_model.py) stores tensors of at least this many values in float16,
+# outside the layers it keeps in float32; smaller ones (biases, norms' scales, BatchNorm
+# statistics, ERA coefficients) keep float32: a few percent of the size, and the outputs are
+# most sensitive to them.
 FLOAT16_MIN_SIZE = 4096
 
 
@@ -224,8 +225,8 @@ def variable_keys(model, prefix):
 
 def save_float16(prefix, out_prefix, keys):
     """Copies checkpoint `prefix` to `out_prefix` with the float32 tensors of `keys` stored as
-    float16 (same keys and object graph): half the size of a released model. `restore_into`
-    widens them back to float32. Returns the numbers of tensors narrowed and kept."""
+    float16 (same keys and object graph), which halves their size. `restore_into` widens them
+    back to float32. Returns the numbers of tensors narrowed and kept."""
     tensors, narrowed = _read_bundle(prefix), 0
     for key in keys:
         if tensors[key].dtype == "float32":
