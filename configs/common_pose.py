@@ -7,10 +7,10 @@ the colon is a comma-separated list of variants, so a variant is an argument, no
   cpu       CPU-sized run for this 2-core machine (what `make demo` trains, ~5 min): 160x160
             crops, batch 8, 1,500 steps on 4,096 synthetic images, with the CPU recipe of
             docs/pose_results.md: BatchNorm momentum fit for the run length, the dense 2D training
-            aid with body context and heatmap targets, cosine schedule with warm-up, the committed pre-trained MarkerPoser frozen, the
-            loss terms that act through it off (they bend the markers towards what a frozen
-            MarkerPoser maps to good joints instead of towards the true markers) and the
-            rotation-invariant marker-distance term on.
+            aid with body context and heatmap targets, cosine schedule with warm-up, the
+            committed pre-trained MarkerPoser frozen, the loss terms that act through it off
+            (they bend the markers towards what a frozen MarkerPoser maps to good joints instead
+            of towards the true markers) and the rotation-invariant marker-distance term on.
   long      with cpu: the released model's CPU run (pretrained/mixer_64_synth, ~80 min on 2
             idle cores): 14,000 steps of batch 16 on 40,960 images, BatchNorm momentum 0.99.
   weak      weakly supervised: 2D keypoints + priors + marker-mesh consistency only, every 3D

@@ -137,6 +137,7 @@ def loss_terms(outputs, targets, K, image_size, body_model, loss_config):
     batch = tf.shape(outputs["markers"])[0]
     ones = tf.ones([batch], tf.float32)
     terms = {}
+    has_kp2d = tf.cast(tf.reduce_any(targets["kp2d"][..., 2] > 0, -1), tf.float32)
     est = f32(outputs["markers_list"] if loss_config.deep_supervision else outputs["markers"][:, None])
     true = f32(targets["markers"])[:, None]
     if loss_config.markers3d:
@@ -169,18 +170,18 @@ def loss_terms(outputs, targets, K, image_size, body_model, loss_config):
     if loss_config.reproj:
         terms["reproj"] = (reprojection(f32(outputs["coco17"]), f32(K), f32(targets["kp2d"]),
                                         image_size, loss_config.reproj_eps),
-                           tf.cast(tf.reduce_any(targets["kp2d"][..., 2] > 0, -1), tf.float32))
+                           has_kp2d)
     if loss_config.dense2d and "kp2d_dense" in outputs:
         kp2d = f32(targets["kp2d"])
         terms["dense2d"] = (keypoint_error_2d(f32(outputs["kp2d_dense"]), kp2d[..., :2],
                                               kp2d[..., 2], image_size, loss_config.reproj_eps),
-                            tf.cast(tf.reduce_any(targets["kp2d"][..., 2] > 0, -1), tf.float32))
+                            has_kp2d)
     if loss_config.dense2d_heatmap and "kp2d_logits" in outputs:
         kp2d = f32(targets["kp2d"])
         terms["dense2d_heatmap"] = (
             heatmap_divergence(f32(outputs["kp2d_logits"]), kp2d, image_size,
                                loss_config.heatmap_sigma),
-            tf.cast(tf.reduce_any(targets["kp2d"][..., 2] > 0, -1), tf.float32))
+            has_kp2d)
     if loss_config.shape_prior:
         mean = tf.constant(body_model.mean_betas, tf.float32)
         terms["shape_prior"] = (tf.reduce_mean(tf.square(f32(outputs["betas"]) - mean), -1), ones)

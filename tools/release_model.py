@@ -4,9 +4,9 @@
 
 Writes pretrained/NAME/ with config.json, ckpt/ holding the model's weights and the step only
 (no optimizer state: a third of the size, nothing a user needs to evaluate or run the demo; the
-large tensors of the backbone and the dense aid stored in float16, a fifth smaller again, checked to move
-the vertices by at most 1 mm, widened back to float32 when loaded; --float32 keeps every value
-as trained), and the workdir's run_info.json, eval/ JSON and tb/ scalars. Evaluate it afterwards with
+large tensors of the backbone and the dense aid stored in float16, a fifth smaller again,
+checked to move the vertices by at most 1 mm, widened back to float32 when loaded; --float32
+keeps every value as trained), and the workdir's run_info.json, eval/ JSON and tb/ scalars. Evaluate it afterwards with
 `python -m eval.h36m --ckpt pretrained/NAME --baseline mean_pose`. The folder appears whole
 (written beside it, then renamed); an existing release is replaced only with --force.
 
@@ -38,6 +38,10 @@ from training import checkpoints, tasks  # noqa: E402
 from training import config as config_lib  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+# What a float16 release narrows: tensors of at least this many values (kernels); smaller ones
+# (biases, norms' scales, BatchNorm statistics, ERA coefficients) are a few percent of the size
+# and keep float32, as does every tensor of FLOAT32_LAYERS.
+FLOAT16_MIN_SIZE = 4096
 # Kept in float32 in a float16 release: the head regresses the markers in metres, several metres
 # from the camera, and the MarkerPoser turns them into the body; in float16 (a 1e-3 relative
 # step) each moved vertices of the release by ~1 mm on the probe images, and all together by
@@ -112,7 +116,7 @@ def release(workdir, out, force=False, markerposer=None, float32=False):
             (tmp / "ckpt").mkdir()
             prefix = tmp / "ckpt" / Path(full).name
             narrow = [key for key, v in checkpoints.variable_keys(model, full).items()
-                      if np.size(v) >= checkpoints.FLOAT16_MIN_SIZE
+                      if np.size(v) >= FLOAT16_MIN_SIZE
                       and not v.path.startswith(FLOAT32_LAYERS)]
             checkpoints.save_float16(full, prefix, narrow)
             checkpoints.write_index(tmp / "ckpt", prefix, [prefix])

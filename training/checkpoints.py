@@ -186,13 +186,6 @@ def _unused_model_values(status, prefix, child="model"):
                   if graph.nodes[n].attributes and n not in matched)
 
 
-# A release (tools/release_model.py) stores tensors of at least this many values in float16,
-# outside the layers it keeps in float32; smaller ones (biases, norms' scales, BatchNorm
-# statistics, ERA coefficients) keep float32: a few percent of the size, and the outputs are
-# most sensitive to them.
-FLOAT16_MIN_SIZE = 4096
-
-
 def _write_bundle(prefix, tensors):
     """Writes {checkpoint key: tensor} as a TensorFlow V2 checkpoint bundle at `prefix`."""
     names = sorted(tensors)
