@@ -50,10 +50,14 @@ def model_section():
     c.dense2d.enabled = False             # training aid: COCO-17 soft-argmax head on stride 8
     c.dense2d.hidden = 128                # its 3x3 conv's channels
     c.dense2d.context = False             # also read the upsampled stride-32 features
+    c.dense2d.markers = False             # also every marker's heatmap and 3D location maps
     c.head = ml_collections.ConfigDict()
     c.head.kind = "mixer"                 # mixer | transformer
     c.head.width = 64                     # 64 | 256 in the supplement
     c.head.depth = 4                      # L: applications of the one shared block
+    c.head.token_stride = 32              # image tokens: 32 (the last map, the paper's) | 16
+                                          # (stride 16 merged with it: finer 2D, models/scales.py)
+    c.head.token_channels = 256           # with token_stride 16: the merged map's channels
     c.head.num_heads = 8                  # transformer
     c.head.ffn_hidden = 1024              # transformer
     c.head.token_hidden = 1024            # mixer, token mixing
@@ -92,6 +96,8 @@ def loss_section():
     c.reproj = 1.0
     c.dense2d = 1.0             # used only when model.dense2d.enabled
     c.dense2d_heatmap = 0.0     # its heatmaps against Gaussians at kp2d (KL divergence)
+    c.marker_heatmap = 0.0      # with model.dense2d.markers: its marker heatmaps (KL)
+    c.marker_locations = 0.0    # ... and its marker location maps (metres)
     c.heatmap_sigma = 8.0       # those Gaussians' standard deviation, pixels of the crop
     c.shape_prior = 1e-3
     c.pose_prior = 1e-3

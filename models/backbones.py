@@ -15,8 +15,12 @@ from pathlib import Path
 import keras
 
 BACKBONES = ("mobilenet_v2", "resnet50")
-# The stride-8 feature map a dense 2D head reads (the last layer at 1/8 of the input size).
-_STRIDE8_LAYER = {"mobilenet_v2": "block_6_expand_relu", "resnet50": "conv3_block4_out"}
+# The finer feature maps a backbone can also return (the last layer at 1/8 and 1/16 of the input
+# size): stride 8 for the dense 2D aid, stride 16 for the head's finer tokens.
+_TAP_LAYERS = {
+    "mobilenet_v2": {8: "block_6_expand_relu", 16: "block_13_expand_relu"},
+    "resnet50": {8: "conv3_block4_out", 16: "conv4_block6_out"},
+}
 
 # File names keras.applications uses in its cache (<KERAS_HOME or ~/.keras>/models/). MobileNetV2's
 # ImageNet weights exist for 96..224 px only; the network is fully convolutional, so Keras itself
@@ -75,9 +79,10 @@ def save_cnn_weights(backbone, path):
     cnn.save_weights(str(path))
 
 
-def build_backbone(name, image_size, weights=None, bn_momentum=None, stride8=False):
+def build_backbone(name, image_size, weights=None, bn_momentum=None, taps=()):
     """A keras.Model mapping (B, S, S, 3) images in [0, 1] to a (B, S/32, S/32, C) feature map,
-    or, with `stride8`, to [that map, the (B, S/8, S/8, C8) map a dense 2D head reads].
+    or, with `taps` (strides among 8, 16), to [that map, then the (B, S/t, S/t, C_t) map of each
+    tap t in order]: the finer maps the dense 2D aid and the head's stride-16 tokens read.
 
     name: mobilenet_v2 | resnet50; weights: None/'none', 'imagenet' (from the Keras cache only) or a
     weights-file path (loaded into the convolutional part, as keras.applications does).
@@ -93,6 +98,9 @@ def build_backbone(name, image_size, weights=None, bn_momentum=None, stride8=Fal
                          "(the backbones have output stride 32)")
     if bn_momentum is not None and not 0.0 <= float(bn_momentum) < 1.0:
         raise ValueError(f"model.backbone.bn_momentum={bn_momentum} must be in [0, 1)")
+    if set(taps) - set(_TAP_LAYERS[name]):
+        raise ValueError(f"backbone taps {tuple(taps)}: {name} offers strides "
+                         f"{', '.join(map(str, _TAP_LAYERS[name]))} besides its output")
     path = _resolve_weights(name, weights)
     shape = (image_size, image_size, 3)
     if name == "mobilenet_v2":
@@ -112,8 +120,8 @@ def build_backbone(name, image_size, weights=None, bn_momentum=None, stride8=Fal
         for layer in cnn.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = float(bn_momentum)
-    if stride8:
-        cnn = keras.Model(cnn.inputs, [cnn.output, cnn.get_layer(_STRIDE8_LAYER[name]).output],
-                          name=cnn.name)
+    if taps:
+        cnn = keras.Model(cnn.inputs, [cnn.output] + [cnn.get_layer(_TAP_LAYERS[name][t]).output
+                                                      for t in taps], name=cnn.name)
     image = keras.Input(shape, name="image")
     return keras.Model(image, cnn(preprocess(image)), name="backbone")

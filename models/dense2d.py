@@ -10,6 +10,8 @@ ignores this output; `model.dense2d.enabled=false` removes the head.
 import keras
 from keras import ops
 
+from models.scales import merge_scales
+
 COCO_KEYPOINTS = 17   # the example schema's kp2d
 
 
@@ -39,25 +41,27 @@ class SoftArgmax2D(keras.layers.Layer):
         return {**super().get_config(), "stride": self.stride}
 
 
-def dense2d_head(features, image_size, hidden, context=None):
-    """(B,H,W,C) stride-8 features -> ((B,17,2) COCO-17 keypoints in crop pixels, kp2d's order;
-    (B,H,W,17) their heatmap logits, for losses.heatmap_divergence).
+def dense2d_head(features, image_size, hidden, context=None, num_markers=0):
+    """(B,H,W,C) stride-8 features -> dict of the aid's outputs: kp2d_dense (B,17,2) COCO-17
+    keypoints in crop pixels (kp2d's order) and kp2d_logits (B,H,W,17) their heatmap logits
+    (losses.heatmap_divergence); with `num_markers` K > 0 also marker_logits (B,H,W,K) and
+    marker_locations (B,H,W,K,3), every marker's heatmap and location maps (its x, y, z relative
+    to the marker centroid, metres; losses.location_map_error).
 
-    context: the backbone's last (stride-32) feature map, or None. When given, it is projected,
-    upsampled to the stride-8 grid and added: the keypoints can then use the whole body's
-    context (a stride-8 cell of MobileNetV2 sees ~1/2 of a 160 px crop and cannot tell a left
-    arm from a right one), and the aid's gradient reaches the layers the marker head reads.
+    context: the backbone's last (stride-32) feature map, or None. When given, it is merged into
+    the stride-8 map (models/scales.py): the keypoints can then use the whole body's context,
+    and the aid's gradient reaches the layers the marker head reads.
     """
-    x = keras.layers.Conv2D(hidden, 1, name="dense2d_fine")(features) if context is not None \
-        else features
-    if context is not None:
-        up = features.shape[1] // context.shape[1]
-        coarse = keras.layers.Conv2D(hidden, 1, name="dense2d_context")(context)
-        x = keras.layers.Add(name="dense2d_merge")(
-            [x, keras.layers.UpSampling2D(up, interpolation="bilinear",
-                                          name="dense2d_upsample")(coarse)])
-        x = keras.layers.Activation("relu", name="dense2d_merge_relu")(x)
+    x = features if context is None else merge_scales(features, context, hidden, "dense2d")
     x = keras.layers.Conv2D(hidden, 3, padding="same", activation="relu",
                             name="dense2d_conv")(x)
     logits = keras.layers.Conv2D(COCO_KEYPOINTS, 1, name="dense2d_logits")(x)
-    return SoftArgmax2D(image_size / features.shape[1], name="dense2d")(logits), logits
+    out = {"kp2d_dense": SoftArgmax2D(image_size / features.shape[1], name="dense2d")(logits),
+           "kp2d_logits": logits}
+    if num_markers:
+        h, w = x.shape[1], x.shape[2]
+        out["marker_logits"] = keras.layers.Conv2D(num_markers, 1, name="dense2d_markers")(x)
+        out["marker_locations"] = keras.layers.Reshape((h, w, num_markers, 3),
+                                                       name="dense2d_locations_3d")(
+            keras.layers.Conv2D(3 * num_markers, 1, name="dense2d_locations")(x))
+    return out

@@ -14,15 +14,22 @@ from models.backbones import build_backbone
 from models.dense2d import dense2d_head
 from models.heads import build_block
 from models.mean_body import mean_body
+from models.scales import merge_scales
 from models.thundr import ThundrHead
 from pose_era.era import ACTIVATIONS
 
+# The head's image tokens: the backbone's last map (stride 32, the paper's), or stride 16 merged
+# with it (models/scales.py): 10x10 tokens instead of 5x5 at the CPU recipe's 160 px.
+TOKEN_STRIDES = (32, 16)
 
 
 def _check(m, body_model):
     if m.activation not in ACTIVATIONS:
         raise ValueError(f"model.activation={m.activation!r} is unknown; use one of "
                          f"{', '.join(ACTIVATIONS)}")
+    if int(m.head.token_stride) not in TOKEN_STRIDES:
+        raise ValueError(f"model.head.token_stride={m.head.token_stride} is not supported; use "
+                         f"{' or '.join(map(str, TOKEN_STRIDES))}")
     if body_model.num_markers != m.num_markers:
         raise ValueError(f"model.num_markers={m.num_markers} but the body model has "
                          f"{body_model.num_markers} markers; build the body model with "
@@ -53,28 +60,34 @@ def build_pose_model(config, body_model):
     markers_list (B,L,K,3) all refinement steps, markers (B,K,3) the last one, rot6d (B,J,6),
     rotmats (B,J,3,3), betas (B,S), transl (B,3), and the posed body's vertices (B,V,3),
     joints (B,J,3), mesh_markers (B,K,3), h36m17 (B,17,3), coco17 (B,17,3); camera frame, metres.
-    With model.dense2d.enabled also kp2d_dense (B,17,2), the training aid's COCO-17 keypoints in
-    crop pixels, and kp2d_logits (B,S/8,S/8,17), their heatmap logits.
+    With model.dense2d.enabled also the training aid's outputs (models/dense2d.py): kp2d_dense
+    (B,17,2), its COCO-17 keypoints in crop pixels, kp2d_logits (B,S/8,S/8,17), their heatmap
+    logits, and with model.dense2d.markers marker_logits and marker_locations.
     """
     m, size = config.model, int(config.data.image_size)
     _check(m, body_model)
     mean = mean_body(body_model)
     image = keras.Input((size, size, 3), name="image")
     K = keras.Input((3, 3), name="K")
+    fine_tokens = int(m.head.token_stride) == 16
+    taps = (8,) * bool(m.dense2d.enabled) + (16,) * fine_tokens
     backbone = build_backbone(m.backbone.name, size, m.backbone.weights, m.backbone.bn_momentum,
-                              stride8=m.dense2d.enabled)
-    feats = backbone(image)
+                              taps=taps)
+    feats, *tapped = backbone(image) if taps else [backbone(image)]
+    tapped = dict(zip(taps, tapped))
     extra = {}
     if m.dense2d.enabled:
-        feats, fine = feats
-        extra["kp2d_dense"], extra["kp2d_logits"] = dense2d_head(
-            fine, size, m.dense2d.hidden, feats if m.dense2d.context else None)
+        extra = dense2d_head(tapped[8], size, m.dense2d.hidden,
+                             feats if m.dense2d.context else None,
+                             m.num_markers if m.dense2d.markers else 0)
+    tokens = merge_scales(tapped[16], feats, m.head.token_channels, "tokens16") if fine_tokens \
+        else feats
     head = ThundrHead(build_block(m.head, m.activation, m.era), depth=m.head.depth,
                       width=m.head.width, image_size=size, rest_markers=mean["markers"],
                       extent=mean["extent"], fill=m.init_fill, pos_encoding=m.head.pos_encoding,
                       corr_hidden=m.head.corr_hidden, activation=m.activation, era=m.era,
                       act_norm=m.head.act_norm, name="head")
-    markers_list = head([feats, K])
+    markers_list = head([tokens, K])
     markers = markers_list[:, -1]
     params = build_markerposer(m, body_model)(markers)
     body = mp.BodyLayer(body_model, name="body")(params["betas"], params["rotmats"],

@@ -34,6 +34,13 @@ Every term is a per-example (B,) float32 tensor, zero at the ground truth and po
                soft-argmax error above gives each image one gradient direction per keypoint,
                which a from-scratch backbone learns from slowly; a heatmap target tells every
                cell of the map what it should say.
+- marker_heatmap: with model.dense2d.markers, the aid's heatmaps of all K markers against
+               Gaussians at the true markers projected through K (in-crop ones; hidden markers
+               too: their place is defined, and it is denser 2D evidence than COCO-17).
+- marker_locations: the aid's per-marker location maps (x, y, z relative to the marker
+               centroid, metres, in every cell) against the true centred markers, weighted by
+               the same Gaussians (VNect's location maps): a dense 3D target for the backbone,
+               which otherwise learns depth only through the head's pooled tokens.
 - reproj:      the COCO-17 keypoints of the posed mesh projected through the crop's K, residual
                divided by the image size, robust pseudo-Huber sqrt(r^2 + eps^2) - eps per keypoint,
                weighted by the visibility and averaged over the visible keypoints (weak supervision).
@@ -48,7 +55,9 @@ import tensorflow as tf
 
 from pose_era import geometry
 
-TERMS = ("markers3d", "marker_centroid", "marker_distances", "markers2d", "marker_mesh", "joints3d", "vertices", "reproj", "dense2d", "dense2d_heatmap", "shape_prior", "pose_prior")
+TERMS = ("markers3d", "marker_centroid", "marker_distances", "markers2d", "marker_mesh", "joints3d",
+         "vertices", "reproj", "dense2d", "dense2d_heatmap", "marker_heatmap", "marker_locations",
+         "shape_prior", "pose_prior")
 
 
 def safe_norm(x, axis=-1):
@@ -103,13 +112,14 @@ def keypoint_error_2d(uv, uv_true, vis, image_size, eps):
     return tf.reduce_sum(vis * rho, -1) / tf.maximum(tf.reduce_sum(vis, -1), 1.0)
 
 
-def heatmap_divergence(logits, kp2d, image_size, sigma):
-    """(B,) mean KL(Gaussian target || softmax heatmap) over the visible in-crop keypoints.
+def gaussian_targets(grid, kp2d, image_size, sigma):
+    """((B,H,W,N) log of the normalised Gaussian of `sigma` px at each point, (B,N) weights).
 
-    logits (B,H,W,N) on a grid of cells `image_size / W` pixels wide (centres at (j + 0.5) x
-    stride, as SoftArgmax2D); kp2d (B,N,3) pixels and visibility; sigma in pixels.
+    grid (H, W) cells `image_size / W` pixels wide (centres at (j + 0.5) x stride, as
+    SoftArgmax2D); kp2d (B,N,3) pixels and visibility. A point's weight is its visibility if it
+    lies inside the crop, else 0.
     """
-    h, w = logits.shape[1], logits.shape[2]
+    h, w = grid
     stride = float(image_size) / w
     u = (tf.range(w, dtype=tf.float32) + 0.5) * stride
     v = (tf.range(h, dtype=tf.float32) + 0.5) * stride
@@ -117,12 +127,35 @@ def heatmap_divergence(logits, kp2d, image_size, sigma):
     dv = tf.square(v[None, :, None, None] - kp2d[:, None, None, :, 1])      # (B,H,1,N)
     log_target = -(du + dv) / (2.0 * sigma ** 2)                              # (B,H,W,N)
     log_target -= tf.reduce_logsumexp(log_target, axis=[1, 2], keepdims=True)
-    log_prob = logits - tf.reduce_logsumexp(logits, axis=[1, 2], keepdims=True)
-    kl = tf.reduce_sum(tf.exp(log_target) * (log_target - log_prob), axis=[1, 2])  # (B,N)
     inside = tf.logical_and(tf.reduce_all(kp2d[..., :2] >= 0.0, -1),
                             tf.reduce_all(kp2d[..., :2] < float(image_size), -1))
-    weight = kp2d[..., 2] * tf.cast(inside, tf.float32)
-    return tf.reduce_sum(weight * kl, -1) / tf.maximum(tf.reduce_sum(weight, -1), 1.0)
+    return log_target, kp2d[..., 2] * tf.cast(inside, tf.float32)
+
+
+def _weighted_mean(values, weight):
+    return tf.reduce_sum(weight * values, -1) / tf.maximum(tf.reduce_sum(weight, -1), 1.0)
+
+
+def heatmap_divergence(logits, kp2d, image_size, sigma):
+    """(B,) mean KL(Gaussian target || softmax heatmap) over the visible in-crop keypoints.
+
+    logits (B,H,W,N); kp2d (B,N,3) pixels and visibility; sigma in pixels (gaussian_targets).
+    """
+    log_target, weight = gaussian_targets(logits.shape[1:3], kp2d, image_size, sigma)
+    log_prob = logits - tf.reduce_logsumexp(logits, axis=[1, 2], keepdims=True)
+    kl = tf.reduce_sum(tf.exp(log_target) * (log_target - log_prob), axis=[1, 2])  # (B,N)
+    return _weighted_mean(kl, weight)
+
+
+def location_map_error(locations, kp2d, points, image_size, sigma):
+    """(B,) mean over the in-crop points of the Gaussian-weighted distance of the location maps
+    from each point's 3D position (VNect's location maps, read around the point's pixel).
+
+    locations (B,H,W,N,3) metres; kp2d (B,N,3) the points' pixels and weights; points (B,N,3).
+    """
+    log_target, weight = gaussian_targets(locations.shape[1:3], kp2d, image_size, sigma)
+    d = safe_norm(locations - points[:, None, None])                          # (B,H,W,N)
+    return _weighted_mean(tf.reduce_sum(tf.exp(log_target) * d, axis=[1, 2]), weight)
 
 
 def pose_prior(rotmats):
@@ -182,6 +215,20 @@ def loss_terms(outputs, targets, K, image_size, body_model, loss_config):
             heatmap_divergence(f32(outputs["kp2d_logits"]), kp2d, image_size,
                                loss_config.heatmap_sigma),
             has_kp2d)
+    if "marker_logits" in outputs and (loss_config.marker_heatmap
+                                       or loss_config.marker_locations):
+        true_markers = f32(targets["markers"])
+        uv = in_front_projection(true_markers, f32(K))
+        kp = tf.concat([uv, tf.ones_like(uv[..., :1])], -1)
+        if loss_config.marker_heatmap:
+            terms["marker_heatmap"] = (
+                heatmap_divergence(f32(outputs["marker_logits"]), kp, image_size,
+                                   loss_config.heatmap_sigma), f32(targets["has_markers"]))
+        if loss_config.marker_locations:
+            terms["marker_locations"] = (
+                location_map_error(f32(outputs["marker_locations"]), kp, centred(true_markers),
+                                   image_size, loss_config.heatmap_sigma),
+                f32(targets["has_markers"]))
     if loss_config.shape_prior:
         mean = tf.constant(body_model.mean_betas, tf.float32)
         terms["shape_prior"] = (tf.reduce_mean(tf.square(f32(outputs["betas"]) - mean), -1), ones)

@@ -41,6 +41,11 @@ def case(body):
                "mesh_markers": gt["markers"], "h36m17": gt["h36m17"], "coco17": gt["coco17"],
                "vertices": gt["vertices"], "betas": tf.constant(betas), "rotmats": rotmats,
                "kp2d_dense": kp2d[..., :2], "kp2d_logits": gaussian_logits(kp2d, SIZE // 8)}
+    # the aid's marker maps at the truth: Gaussians at the projected markers, and every cell's
+    # location maps equal to the centred markers
+    centred = gt["markers"] - tf.reduce_mean(gt["markers"], axis=1, keepdims=True)
+    outputs["marker_logits"] = gaussian_logits(geometry.project(gt["markers"], K), SIZE // 8)
+    outputs["marker_locations"] = tf.tile(centred[:, None, None], (1, SIZE // 8, SIZE // 8, 1, 1))
     return outputs, targets, K
 
 
@@ -94,6 +99,10 @@ def perturbed(outputs, name, rng):
         out["kp2d_dense"] = out["kp2d_dense"] + rng.normal(0, 3.0, (B, 17, 2)).astype(np.float32)
     elif name == "dense2d_heatmap":
         out["kp2d_logits"] = out["kp2d_logits"] + rng.normal(0, 1.0, out["kp2d_logits"].shape)
+    elif name == "marker_heatmap":
+        out["marker_logits"] = out["marker_logits"] + rng.normal(0, 1.0, out["marker_logits"].shape)
+    elif name == "marker_locations":
+        out["marker_locations"] = noise(out["marker_locations"].numpy())
     elif name == "shape_prior":
         out["betas"] = noise(out["betas"].numpy())
     elif name == "pose_prior":
@@ -209,3 +218,27 @@ def test_heatmap_divergence_of_a_shifted_gaussian_is_its_closed_form():
     value = losses.heatmap_divergence(tf.constant(logits, tf.float32) + 3.0,  # any offset
                                       tf.constant(kp, tf.float32), size, sigma)
     np.testing.assert_allclose(value, [np.sum(shift ** 2) / (2 * sigma ** 2)], rtol=1e-4)
+
+
+def test_location_map_error_of_a_linear_map_is_its_closed_form():
+    """Location maps wrong by a (u - u_k) in x around point k: the Gaussian-weighted distance is
+    a E|u - u_k| = a sigma sqrt(2/pi) (a grid much wider than sigma); a constant offset d gives
+    |d|; points outside the crop or with weight 0 are left out."""
+    sigma, cells, stride, a = 8.0, 256, 1.0, 0.01
+    size = cells * stride
+    kp = np.array([[[128.0, 100.0, 1.0], [60.0, 200.0, 1.0], [-5.0, 30.0, 1.0],
+                    [90.0, 90.0, 0.0]]])
+    points = np.random.default_rng(3).normal(0, 0.3, (1, 4, 3))
+    u = (np.arange(cells) + 0.5) * stride
+    wrong_x = a * (u[None, None, :, None] - kp[:, None, None, :, 0])          # (1,1,W,N)
+    locations = np.broadcast_to(points[:, None, None], (1, cells, cells, 4, 3)).copy()
+    locations[..., 0] += wrong_x
+    value = losses.location_map_error(tf.constant(locations, tf.float32),
+                                      tf.constant(kp, tf.float32),
+                                      tf.constant(points, tf.float32), size, sigma)
+    np.testing.assert_allclose(value, [a * sigma * np.sqrt(2 / np.pi)], rtol=2e-3)
+    shift = np.array([0.03, -0.04, 0.0])
+    value = losses.location_map_error(
+        tf.constant(np.broadcast_to(points[:, None, None] + shift, locations.shape), tf.float32),
+        tf.constant(kp, tf.float32), tf.constant(points, tf.float32), size, sigma)
+    np.testing.assert_allclose(value, [0.05], rtol=1e-5)

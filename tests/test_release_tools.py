@@ -27,7 +27,7 @@ def test_release_keeps_the_model_and_drops_nothing_it_needs(tmp_path):
     m = config.model
     run_demo.export_backbone(out, tmp_path / "backbone.weights.h5")
     backbone = build_backbone(m.backbone.name, IMAGE_SIZE, tmp_path / "backbone.weights.h5",
-                              m.backbone.bn_momentum, stride8=m.dense2d.enabled)
+                              m.backbone.bn_momentum, taps=(8,) * m.dense2d.enabled)
     images = inputs["image"]
     for mine, theirs in zip(tf.nest.flatten(backbone(images)),
                             tf.nest.flatten(model.get_layer("backbone")(images))):

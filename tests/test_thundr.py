@@ -58,6 +58,36 @@ def test_backbone_feature_map_and_weight_errors(tmp_path, monkeypatch):
     np.testing.assert_allclose(again(x), net(x), atol=1e-5)
 
 
+def test_backbone_taps_return_the_finer_maps_in_order():
+    net = backbones.build_backbone("mobilenet_v2", 96, taps=(8, 16))
+    shapes = [tuple(t.shape) for t in net(tf.zeros((1, 96, 96, 3)))]
+    assert shapes == [(1, 3, 3, 1280), (1, 12, 12, 192), (1, 6, 6, 576)]
+    with pytest.raises(ValueError, match="offers strides 8, 16"):
+        backbones.build_backbone("mobilenet_v2", 96, taps=(4,))
+
+
+def test_stride16_tokens_feed_the_head_from_the_finer_map(body):
+    """token_stride=16: the head reads (S/16)^2 tokens, and its markers depend on the merged
+    stride-16 map (a gradient reaches its projection); 32 keeps the paper's (S/32)^2 tokens."""
+    config = make_config(depth=1)
+    assert pose_net.build_pose_model(config, body).get_layer("head").grid == (3, 3)
+    config.model.head.token_stride = 16
+    model = pose_net.build_pose_model(config, body)
+    assert model.get_layer("head").grid == (6, 6)
+    fine = model.get_layer("tokens16_fine")
+    assert fine.kernel.shape == (1, 1, 576, config.model.head.token_channels)
+    corr = model.get_layer("head").corr.fc2   # zero-initialised: markers start independent
+    corr.kernel.assign(tf.random.normal(corr.kernel.shape, stddev=0.01, seed=7))
+    with tf.GradientTape() as tape:
+        out = model({"image": tf.random.uniform((2, 96, 96, 3), seed=6), "K": camera(2, 96)},
+                    training=True)
+        loss = tf.reduce_sum(tf.square(out["markers"]))
+    assert float(tf.reduce_max(tf.abs(tape.gradient(loss, fine.kernel)))) > 0
+    config.model.head.token_stride = 24
+    with pytest.raises(ValueError, match="token_stride=24 is not supported; use 32 or 16"):
+        pose_net.build_pose_model(config, body)
+
+
 @pytest.mark.parametrize("kind", ["mixer", "transformer"])
 def test_output_shapes(body, kind):
     model = pose_net.build_pose_model(make_config(kind=kind), body)
@@ -86,6 +116,16 @@ def test_dense2d_aid_and_where_its_heatmap_gradient_reaches(body, context):
     assert out["kp2d_dense"].shape == (2, 17, 2) and out["kp2d_logits"].shape == (2, 12, 12, 17)
     grad = tape.gradient(loss, last.kernel)
     assert (grad is not None and float(tf.reduce_max(tf.abs(grad))) > 0) == context
+
+
+def test_dense2d_marker_maps_one_heatmap_and_xyz_location_maps_per_marker(body):
+    config = make_config(depth=1)
+    config.model.dense2d.enabled = config.model.dense2d.markers = True
+    out = pose_net.build_pose_model(config, body)(
+        {"image": tf.random.uniform((2, 96, 96, 3), seed=8), "K": camera(2, 96)})
+    k = body.num_markers
+    assert out["marker_logits"].shape == (2, 12, 12, k)
+    assert out["marker_locations"].shape == (2, 12, 12, k, 3)
 
 
 def test_parameter_counts_match_table8():

@@ -224,7 +224,12 @@ class RunLog:
 
 
 def _one_line(err):
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+    """The error's first line; for an error raised while tracing a tf.function (its message
+    starts "in user code:" and lists the trace), the last one, which names the problem."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(err).__name__
+    return lines[-1] if lines[0] == "in user code:" else lines[0]
 
 
 def _prefix_step(prefix):
