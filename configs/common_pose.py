@@ -11,8 +11,9 @@ the colon is a comma-separated list of variants, so a variant is an argument, no
             committed pre-trained MarkerPoser frozen, the loss terms that act through it off
             (they bend the markers towards what a frozen MarkerPoser maps to good joints instead
             of towards the true markers) and the rotation-invariant marker-distance term on.
-  long      with cpu: the released model's CPU run (pretrained/mixer_64_synth, ~80 min on 2
-            idle cores): 14,000 steps of batch 16 on 40,960 images, BatchNorm momentum 0.99.
+  long      with cpu: stage 1 of the released model's CPU run (pretrained/mixer_64_synth, ~80 min
+            on 2 idle cores): 14,000 steps of batch 16 on 40,960 images, BatchNorm momentum
+            0.99; stage 2 continues it for 9,000 steps (docs/pose_results.md has the command).
   weak      weakly supervised: 2D keypoints + priors + marker-mesh consistency only, every 3D
             term off (the supplement's pre-training regime).
   finetune  fully supervised, initialised from the `weak` run of the same config
