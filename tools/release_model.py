@@ -44,8 +44,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FLOAT16_MIN_SIZE = 4096
 # Kept in float32 in a float16 release: the head regresses the markers in metres, several metres
 # from the camera, and the MarkerPoser turns them into the body; in float16 (a 1e-3 relative
-# step) each moved vertices of the release by ~1 mm on the probe images, and all together by
-# 1.96 mm; the backbone and the dense aid in float16 move them by 0.89 mm.
+# step) each moved vertices of the 2026-12-01 release by ~1 mm on the probe images, and all
+# together by 1.96 mm; the backbone and the dense aid in float16 moved them by 0.89 mm.
 FLOAT32_LAYERS = ("head/", "markerposer/")
 
 
