@@ -167,3 +167,16 @@ def test_unknown_config_variant_is_one_line(tmp_path):
     assert result.returncode == 2
     lines = error_lines(result.stderr)
     assert len(lines) == 1 and "unknown config variant(s) nonsense" in lines[0], result.stderr
+
+
+def test_an_error_while_tracing_a_tf_function_prints_its_cause_not_its_header():
+    @tf.function
+    def bad(x):
+        return tf.reshape(x, [5])
+
+    with pytest.raises(ValueError) as caught:
+        bad(tf.zeros([3]))
+    assert str(caught.value).startswith("in user code:")
+    line = train.error_message(caught.value)
+    assert "in user code" not in line and "reshape" in line.lower(), line
+    assert train.error_message(ValueError("first\nsecond")) == "first"
