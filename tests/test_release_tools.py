@@ -7,9 +7,10 @@ import pytest
 import tensorflow as tf
 
 from models.backbones import build_backbone
-from tests.tiny_pose_workdir import IMAGE_SIZE, STEP, make_workdir
+from tests.tiny_pose_workdir import IMAGE_SIZE, STEP, make_workdir, tiny_overrides
 from tools import plot_training, release_model, run_demo
 from training import checkpoints
+from training import config as config_lib
 
 
 def test_release_keeps_the_model_and_drops_nothing_it_needs(tmp_path):
@@ -69,7 +70,6 @@ def test_float16_release_is_half_the_size_and_within_1mm(tmp_path):
 
 def test_release_with_another_markerposer_keeps_the_head(tmp_path):
     from models import markerposer as mp
-    from training import config as config_lib
     from tests.tiny_body import tiny_body_model
     workdir, config, model = make_workdir(tmp_path)
     layer = mp.new_markerposer(tiny_body_model(), hidden=(8,),
@@ -150,8 +150,6 @@ def test_plot_draws_compared_runs_and_names_one_without_a_curve(tmp_path, capsys
 
 
 def test_make_demo_sets_aside_a_run_it_could_not_resume(tmp_path):
-    from tests.tiny_pose_workdir import tiny_overrides
-    from training import config as config_lib
     workdir, config, _ = make_workdir(tmp_path)
     assert run_demo.set_aside_if_changed(config, workdir) is None and workdir.is_dir()
     changed = config_lib.apply_overrides(config_lib.load_config("mixer_64:cpu"),
