@@ -4,16 +4,17 @@ resnet50_transformer_256): the ERA supplement's THUNDR-style network and its tra
 Each named config calls `pose_config` with its backbone, head kind and width. The argument after
 the colon is a comma-separated list of variants, so a variant is an argument, not a copied file:
 
-  cpu       CPU-sized run for this 2-core machine (what `make demo` trains, ~5 min): 160x160
+  cpu       CPU-sized run for this 2-core machine (what `make demo` trains, 5-13 min): 160x160
             crops, batch 8, 1,500 steps on 4,096 synthetic images, with the CPU recipe of
             docs/pose_results.md: BatchNorm momentum fit for the run length, the dense 2D training
-            aid with body context and heatmap targets, cosine schedule with warm-up, the
+            aid with body context and heatmap targets, its keypoints fed to the head as tokens
+            and lifted to the head's first marker estimate, cosine schedule with warm-up, the
             committed pre-trained MarkerPoser frozen, the loss terms that act through it off
             (they bend the markers towards what a frozen MarkerPoser maps to good joints instead
             of towards the true markers) and the rotation-invariant marker-distance term on.
-  long      with cpu: stage 1 of the released model's CPU run (pretrained/mixer_64_synth, ~80 min
-            on 2 idle cores): 14,000 steps of batch 16 on 40,960 images, BatchNorm momentum
-            0.99; stage 2 continues it for 9,000 steps (docs/pose_results.md has the command).
+  long      with cpu: the released model's CPU run (pretrained/mixer_64_synth): 8,000 steps of
+            batch 16 on 40,960 images, BatchNorm momentum 0.99 (~2.3 h on 2 AMD EPYC cores;
+            docs/pose_results.md has the commands and the curve).
   weak      weakly supervised: 2D keypoints + priors + marker-mesh consistency only, every 3D
             term off (the supplement's pre-training regime).
   finetune  fully supervised, initialised from the `weak` run of the same config
@@ -59,6 +60,10 @@ def model_section():
     c.head.token_stride = 32              # image tokens: 32 (the last map, the paper's) | 16
                                           # (stride 16 merged with it: finer 2D, models/scales.py)
     c.head.token_channels = 256           # with token_stride 16: the merged map's channels
+    c.head.keypoint_tokens = False        # also one token per COCO-17 keypoint of the dense aid
+                                          # (position, spread, features there; needs dense2d)
+    c.head.lift_hidden = 0                # > 0: M_0 = those keypoints lifted to 3D by an MLP
+                                          # of this width (models/lifter.py); 0: the mean body
     c.head.num_heads = 8                  # transformer
     c.head.ffn_hidden = 1024              # transformer
     c.head.token_hidden = 1024            # mixer, token mixing
@@ -185,6 +190,8 @@ def pose_config(arg, *, name, backbone, head_kind, width):
         config.model.backbone.bn_momentum = 0.99 if long else 0.9
         config.model.dense2d.enabled = True
         config.model.dense2d.context = True   # with the heatmap term (docs/pose_results.md)
+        config.model.head.keypoint_tokens = True   # the aid's keypoints feed the head ...
+        config.model.head.lift_hidden = 512        # ... and are lifted to its M_0
         config.model.markerposer.weights = PRETRAINED_MARKERPOSER
         for key, value in PRETRAINED_MARKERPOSER_KEYS.items():
             config.model.markerposer[key] = value
@@ -203,7 +210,7 @@ def pose_config(arg, *, name, backbone, head_kind, width):
 
     # Training (training/driver.py).
     config.train = train_section(
-        steps=(14_000 if long else 1_500) if cpu else 200_000,
+        steps=(8_000 if long else 1_500) if cpu else 200_000,
         batch_size=(16 if long else 8) if cpu else 32,
         log_every=50 if cpu else 100,
         ckpt_every=(1_000 if long else 250) if cpu else 2_000,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import keras
 
+from models.fused_layers import fuse
+
 BACKBONES = ("mobilenet_v2", "resnet50")
 # The finer feature maps a backbone can also return (the last layer at 1/8 and 1/16 of the input
 # size): stride 8 for the dense 2D aid, stride 16 for the head's finer tokens.
@@ -110,6 +112,7 @@ def build_backbone(name, image_size, weights=None, bn_momentum=None, taps=()):
     else:
         cnn = keras.applications.ResNet50(include_top=False, weights=None, input_shape=shape)
         preprocess = CaffePreprocess(name="caffe_preprocess")
+    cnn = fuse(cnn)   # the same function, faster to train on a CPU (models/fused_layers.py)
     if path is not None:
         try:
             cnn.load_weights(str(path))

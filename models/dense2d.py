@@ -42,7 +42,8 @@ class SoftArgmax2D(keras.layers.Layer):
 
 
 def dense2d_head(features, image_size, hidden, context=None, num_markers=0):
-    """(B,H,W,C) stride-8 features -> dict of the aid's outputs: kp2d_dense (B,17,2) COCO-17
+    """(B,H,W,C) stride-8 features -> (dict of the aid's outputs, its (B,H,W,hidden) features
+    that the heatmaps are read from). The outputs: kp2d_dense (B,17,2) COCO-17
     keypoints in crop pixels (kp2d's order) and kp2d_logits (B,H,W,17) their heatmap logits
     (losses.heatmap_divergence); with `num_markers` K > 0 also marker_logits (B,H,W,K) and
     marker_locations (B,H,W,K,3), every marker's heatmap and location maps (its x, y, z relative
@@ -64,4 +65,4 @@ def dense2d_head(features, image_size, hidden, context=None, num_markers=0):
         out["marker_locations"] = keras.layers.Reshape((h, w, num_markers, 3),
                                                        name="dense2d_locations_3d")(
             keras.layers.Conv2D(3 * num_markers, 1, name="dense2d_locations")(x))
-    return out
+    return out, x

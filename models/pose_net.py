@@ -13,6 +13,7 @@ from models import markerposer as mp
 from models.backbones import build_backbone
 from models.dense2d import dense2d_head
 from models.heads import build_block
+from models.keypoint_tokens import KeypointTokens
 from models.mean_body import mean_body
 from models.scales import merge_scales
 from models.thundr import ThundrHead
@@ -30,6 +31,12 @@ def _check(m, body_model):
     if int(m.head.token_stride) not in TOKEN_STRIDES:
         raise ValueError(f"model.head.token_stride={m.head.token_stride} is not supported; use "
                          f"{' or '.join(map(str, TOKEN_STRIDES))}")
+    if m.head.keypoint_tokens and not m.dense2d.enabled:
+        raise ValueError("model.head.keypoint_tokens=true reads the dense 2D aid's heatmaps; "
+                         "set model.dense2d.enabled=true too")
+    if m.head.lift_hidden and not m.head.keypoint_tokens:
+        raise ValueError(f"model.head.lift_hidden={m.head.lift_hidden} lifts the keypoint "
+                         "tokens; set model.head.keypoint_tokens=true too (or lift_hidden=0)")
     if body_model.num_markers != m.num_markers:
         raise ValueError(f"model.num_markers={m.num_markers} but the body model has "
                          f"{body_model.num_markers} markers; build the body model with "
@@ -75,19 +82,22 @@ def build_pose_model(config, body_model):
                               taps=taps)
     feats, *tapped = backbone(image) if taps else [backbone(image)]
     tapped = dict(zip(taps, tapped))
-    extra = {}
+    extra, head_inputs = {}, []
     if m.dense2d.enabled:
-        extra = dense2d_head(tapped[8], size, m.dense2d.hidden,
-                             feats if m.dense2d.context else None,
-                             m.num_markers if m.dense2d.markers else 0)
+        extra, dense_features = dense2d_head(tapped[8], size, m.dense2d.hidden,
+                                             feats if m.dense2d.context else None,
+                                             m.num_markers if m.dense2d.markers else 0)
+        if m.head.keypoint_tokens:
+            head_inputs = [KeypointTokens(name="keypoint_tokens")(
+                [extra["kp2d_logits"], dense_features])]
     tokens = merge_scales(tapped[16], feats, m.head.token_channels, "tokens16") if fine_tokens \
         else feats
     head = ThundrHead(build_block(m.head, m.activation, m.era), depth=m.head.depth,
                       width=m.head.width, image_size=size, rest_markers=mean["markers"],
                       extent=mean["extent"], fill=m.init_fill, pos_encoding=m.head.pos_encoding,
                       corr_hidden=m.head.corr_hidden, activation=m.activation, era=m.era,
-                      act_norm=m.head.act_norm, name="head")
-    markers_list = head([tokens, K])
+                      act_norm=m.head.act_norm, lift_hidden=m.head.lift_hidden, name="head")
+    markers_list = head([tokens, K, *head_inputs])
     markers = markers_list[:, -1]
     params = build_markerposer(m, body_model)(markers)
     body = mp.BodyLayer(body_model, name="body")(params["betas"], params["rotmats"],

@@ -19,6 +19,7 @@ import keras
 from keras import ops
 
 from models.heads import MLP, era_kwargs
+from models.lifter import KeypointLifter
 
 POS_ENCODINGS = ("learned", "sinusoidal")
 
@@ -61,13 +62,18 @@ def sinusoidal_2d(height, width, dim):
 class ThundrHead(keras.layers.Layer):
     """[feature map (B,H,W,C), K (B,3,3)] -> all marker estimates (B, L, K, 3), metres.
 
+    A third input (B,N,F), keypoint tokens (models/keypoint_tokens.py), is embedded by its own
+    Dense plus a learned per-keypoint embedding and appended after the image tokens. With
+    `lift_hidden` > 0 the tokens' keypoint positions are also lifted to M_0 by a
+    models.lifter.KeypointLifter of that width (zero-initialised: untrained, M_0 is unchanged).
+
     `block` is the shared layer (heads.TransformerBlock or heads.MixerBlock); it is called `depth`
     times on the token sequence. `rest_markers`, `extent` come from models.mean_body.mean_body.
     """
 
     def __init__(self, block, *, depth, width, image_size, rest_markers, extent, fill=0.8,
                  pos_encoding="learned", corr_hidden=256, activation="relu", era=None,
-                 act_norm=True, **kwargs):
+                 act_norm=True, lift_hidden=0, **kwargs):
         super().__init__(**kwargs)
         if pos_encoding not in POS_ENCODINGS:
             raise ValueError(f"model.head.pos_encoding={pos_encoding!r} is unknown; use one of "
@@ -85,11 +91,19 @@ class ThundrHead(keras.layers.Layer):
         self.corr = MLP(corr_hidden, 3 * self.num_markers, activation=activation,
                         era=era_kwargs(era), act_norm=act_norm, out_initializer="zeros",
                         dtype="float32", name="marker_correction")
+        self.lifter = None if not lift_hidden else KeypointLifter(
+            self.num_markers, image_size=image_size, hidden=lift_hidden, activation=activation,
+            era=era, act_norm=act_norm, name="lifter")
 
     def build(self, input_shape):
-        feat_shape, _ = input_shape
+        feat_shape, _ = input_shape[:2]
         h, w = feat_shape[1], feat_shape[2]
         self.grid = (int(h), int(w))
+        if len(input_shape) == 3:      # keypoint tokens (models/keypoint_tokens.py)
+            self.embed_keypoints = keras.layers.Dense(self.width, name="embed_keypoints")
+            self.keypoint_embedding = self.add_weight(
+                shape=(input_shape[2][1], self.width), name="keypoint_embedding",
+                initializer=keras.initializers.TruncatedNormal(stddev=0.02))
         self.marker_token = self.add_weight(shape=(1, 1, self.width), name="marker_token",
                                             initializer=keras.initializers.TruncatedNormal(
                                                 stddev=0.02))
@@ -101,7 +115,7 @@ class ThundrHead(keras.layers.Layer):
             self.pos = sinusoidal_2d(h, w, self.width)
 
     def call(self, inputs):
-        feats, K = inputs
+        feats, K = inputs[:2]
         K = ops.cast(K, "float32")
         h, w = self.grid
         tokens = ops.reshape(feats, (-1, h * w, feats.shape[-1]))
@@ -109,10 +123,16 @@ class ThundrHead(keras.layers.Layer):
         intr = ops.broadcast_to(intr[:, None, :], (ops.shape(tokens)[0], h * w, 4))
         x = self.embed(ops.concatenate([tokens, intr], axis=-1))
         x = x + ops.cast(self.pos, x.dtype)[None]
+        if len(inputs) == 3:
+            keypoints = self.embed_keypoints(ops.cast(inputs[2], x.dtype))
+            x = ops.concatenate(
+                [x, keypoints + ops.cast(self.keypoint_embedding, x.dtype)[None]], axis=1)
         marker_token = ops.broadcast_to(ops.cast(self.marker_token, x.dtype),
                                         (ops.shape(x)[0], 1, self.width))
         x = ops.concatenate([marker_token, x], axis=1)
         markers = initial_markers(K, self.image_size, self.rest_markers, self.extent, self.fill)
+        if self.lifter is not None:
+            markers = markers + self.lifter([inputs[2][..., -4:], K])
         estimates = []
         for _ in range(self.depth):
             x = self.block(x)

@@ -26,6 +26,7 @@ def tiny_config(body_path, *overrides):
         f"body.path={body_path}", "model.num_markers=16", f"data.image_size={SIZE}",
         "model.head.width=32", "model.head.depth=2", "model.head.token_hidden=32",
         "model.head.channel_hidden=64", "model.head.corr_hidden=64",
+        "model.head.lift_hidden=64",
         "model.markerposer.hidden=(64,)", "model.markerposer.weights=none",
         "model.markerposer.trainable=true", *overrides])
 
