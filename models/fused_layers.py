@@ -1,12 +1,13 @@
 """The same CNN, computed faster: TensorFlow's fused BatchNorm kernel and no separate zero-padding.
 
-Why: a profile of the CPU recipe's training step (mixer_64:cpu,long, 160 px, batch 16;
-BUILD_NOTES.md, "Training step on the CPU") found most of the backbone's time outside its
-convolutions: Keras 3's BatchNormalization computes its batch moments and normalisation as
-separate elementwise ops (Mul, Tile, SquaredDifference, Sum, ...) whose gradients walk the
-large early feature maps many times, and the gradient of MobileNetV2's ZeroPadding2D before
-each stride-2 depthwise convolution is a Slice that alone took ~30 % of the step at
-`block_1_pad`. Both are replaced by operations that compute exactly the same function:
+Why: in a TensorFlow profile of the CPU recipe's training step (mixer_64:cpu,long, 160 px,
+batch 16) Keras 3's BatchNormalization, which computes its batch moments and normalisation as
+separate elementwise ops (Mul, Tile, SquaredDifference, Sum, ...) whose gradients walk the large
+early feature maps many times, took about half of the ops' time, and the most expensive single
+op was the Slice that is the gradient of MobileNetV2's `block_1_pad` (the ZeroPadding2D before
+a stride-2 depthwise convolution). Both are replaced by operations that compute exactly the
+same function (the measured gain is ~10 % of the whole step, BUILD_NOTES.md "Backbone training
+step": the profiler overstates many small ops):
 - `BatchNormalization` (this module's) runs FusedBatchNormV3 (one kernel each way) in
   training mode and keeps Keras' moving-statistics update (biased batch variance, the layer's
   momentum); inference mode and every case the kernel does not cover are Keras' own code.
@@ -57,8 +58,9 @@ def _same_padding_pads(layer):
 
 
 def fuse(cnn):
-    """A copy of the functional CNN `cnn` with this module's BatchNormalization for Keras' and every ((0, 1), (0, 1)) zero-padding folded into the "valid"
-    stride-2 convolution it feeds as "same" padding. Fresh weights: load them afterwards.
+    """A copy of the functional CNN `cnn` with this module's BatchNormalization for Keras' and
+    every ((0, 1), (0, 1)) zero-padding folded into the "valid" stride-2 convolution it feeds
+    as "same" padding. Fresh weights: load them afterwards.
 
     Raises ValueError when a folded pad feeds anything but a "valid" stride-2 3x3 convolution
     of an even-sized map (the only case where "same" pads the same way)."""
