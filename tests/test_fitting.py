@@ -87,7 +87,9 @@ def test_samples_of_a_batch_are_independent():
     fitter = Fitter(body, 64, options=FitOptions(steps=40, global_steps=10))
     both = fitter.fit(K, kp.astype(np.float32), rot, betas, transl)
     one = fitter.fit(K[1:], kp[1:].astype(np.float32), rot[1:], betas[1:], transl[1:])
+    # float32 sums differ with the batch size and 40 Adam steps carry that: 0.14 mm seen on CI's
+    # machine; a sample that leaked into the other would move it by centimetres
     np.testing.assert_allclose(both["vertices"].numpy()[1], one["vertices"].numpy()[0],
-                               atol=1e-4)
+                               atol=5e-4)
     assert not np.allclose(both["vertices"].numpy()[1], tf.constant(body(betas, rot, transl)[
-        "vertices"])[1].numpy(), atol=1e-3)          # and the fit did move it
+        "vertices"])[1].numpy(), atol=1e-2)          # and the fit did move it

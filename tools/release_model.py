@@ -4,9 +4,9 @@
 
 Writes pretrained/NAME/ with config.json, ckpt/ holding the model's weights and the step only
 (no optimizer state: a third of the size, nothing a user needs to evaluate or run the demo; the
-large tensors of the backbone and the dense aid stored in float16, a fifth smaller again,
-checked to move the vertices by at most 1 mm, widened back to float32 when loaded; --float32
-keeps every value as trained), and the workdir's run_info.json, eval/ JSON and tb/ scalars.
+large tensors of the backbone, the dense aid and the keypoint lifter stored in float16, smaller
+again, checked to move the vertices by at most 1 mm, widened back to float32 when loaded;
+--float32 keeps every value as trained), and the workdir's run_info.json, eval/ JSON and tb/ scalars.
 Evaluate it afterwards with `python -m eval.h36m --ckpt pretrained/NAME --baseline mean_pose`.
 The folder appears whole (written beside it, then renamed); an existing release is replaced only
 with --force.
@@ -48,6 +48,9 @@ FLOAT16_MIN_SIZE = 4096
 # step) each moved vertices of the 2026-12-01 release by ~1 mm on the probe images, and all
 # together by 1.96 mm; the backbone and the dense aid in float16 moved them by 0.89 mm.
 FLOAT32_LAYERS = ("head/", "markerposer/")
+# ... except the head's keypoint lifter (models/lifter.py): most of the head's size (1.4 M values
+# at width 512), and its output is a small offset from the mean body, so float16 moves it little.
+FLOAT16_IN_HEAD = ("head/lifter/",)
 
 
 def probe_inputs(size, count=4):
@@ -118,7 +121,8 @@ def release(workdir, out, force=False, markerposer=None, float32=False):
             prefix = tmp / "ckpt" / Path(full).name
             narrow = [key for key, v in checkpoints.variable_keys(model, full).items()
                       if np.size(v) >= FLOAT16_MIN_SIZE
-                      and not v.path.startswith(FLOAT32_LAYERS)]
+                      and (v.path.startswith(FLOAT16_IN_HEAD)
+                           or not v.path.startswith(FLOAT32_LAYERS))]
             checkpoints.save_float16(full, prefix, narrow)
             checkpoints.write_index(tmp / "ckpt", prefix, [prefix])
             shutil.rmtree(tmp / "float32")
