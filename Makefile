@@ -30,7 +30,7 @@ blazepose: $(STAMP)
 	$(PY) tools/fetch_blazepose.py
 
 test: $(STAMP) kernels blazepose
-	$(PY) -m pytest -q -n 2 tests
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 demo: $(STAMP) kernels blazepose
 	$(PY) tools/run_demo.py
