@@ -23,7 +23,8 @@ def tiny_overrides(root):
         body_format.save(body_path, tiny_body_arrays())
     return [f"body.path={body_path}", "model.num_markers=16", f"data.image_size={IMAGE_SIZE}",
             "model.head.width=16", "model.head.depth=1", "model.head.token_hidden=16",
-            "model.head.channel_hidden=16", "model.head.corr_hidden=16", "model.head.lift_hidden=16",
+            "model.head.channel_hidden=16", "model.head.corr_hidden=16",
+            "model.head.lift_hidden=16",
             "model.markerposer.hidden=(16,)", "model.markerposer.weights=none",
             "model.markerposer.trainable=true", "optimizer.warmup_steps=0", "eval.batch_size=4",
             f"data.dir={root / 'synth'}"]

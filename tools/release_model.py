@@ -6,7 +6,8 @@ Writes pretrained/NAME/ with config.json, ckpt/ holding the model's weights and 
 (no optimizer state: a third of the size, nothing a user needs to evaluate or run the demo; the
 large tensors of the backbone, the dense aid and the keypoint lifter stored in float16, smaller
 again, checked to move the vertices by at most 1 mm, widened back to float32 when loaded;
---float32 keeps every value as trained), and the workdir's run_info.json, eval/ JSON and tb/ scalars.
+--float32 keeps every value as trained), and the workdir's run_info.json, eval/ JSON and tb/
+scalars.
 Evaluate it afterwards with `python -m eval.h36m --ckpt pretrained/NAME --baseline mean_pose`.
 The folder appears whole (written beside it, then renamed); an existing release is replaced only
 with --force.
