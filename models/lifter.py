@@ -4,10 +4,11 @@ Why: THUNDR starts its refinement from the mean body (M_0) and the shared block 
 whole articulation from coarse image tokens, which it does slowly from scratch. The dense aid
 places COCO-17 keypoints to a few pixels early in training, and 2D keypoints alone determine most
 of a body's articulation: an MLP lifting the *true* COCO-17 keypoints of the synthetic training
-set to the 64 centred markers reaches 65.9 mm marker error after Procrustes in 3,000 steps
-(docs/pose_results.md), against ~107 mm for the released head's markers. So the head can start
-from a lifted body (Martinez et al., ICCV 2017: a residual MLP on normalised 2D) and spend its
-blocks on what 2D leaves open (depth order of the limbs, from the image tokens).
+set to the 64 centred markers reaches 54.2 mm marker error after Procrustes in 3,000 steps, 77.0
+with the aid's 3.5 px of noise (tools/lifting_floor.py, docs/pose_results.md), against ~107 mm
+for the released head's markers. So the head can start from a lifted body (Martinez et al.,
+ICCV 2017: a residual MLP on normalised 2D) and spend its blocks on what 2D leaves open (depth
+order of the limbs, from the image tokens).
 
 The input is the keypoints' viewing rays K^-1 (u, v, 1), centred on their mean and divided by
 their RMS spread (translation- and scale-free 2D pose), the heatmaps' spreads in the same units
