@@ -241,6 +241,18 @@ def test_parse_example_schema(dataset, body):
     assert len({ex["image"].tobytes() for ex in examples}) == 4
 
 
+def test_parse_labels_reads_what_parse_example_reads(dataset):
+    """The label-only reader (no image decoding) gives parse_example's K, markers and kp2d
+    coordinates, flat as stored."""
+    files = records.train_files(dataset[0])
+    labels = [{k: v.numpy() for k, v in records.parse_labels(r, ("K", "kp2d", "markers")).items()}
+              for r in tf.data.TFRecordDataset(files)]
+    for lab, ex in zip(labels, _parsed(files), strict=True):
+        np.testing.assert_array_equal(lab["K"].reshape(3, 3), ex["K"])
+        np.testing.assert_array_equal(lab["markers"].reshape(-1, 3), ex["markers"])
+        np.testing.assert_array_equal(lab["kp2d"].reshape(17, 3)[:, :2], ex["kp2d"][:, :2])
+
+
 def test_labels_are_the_body_model_of_the_stored_parameters(dataset, body):
     raw = [tf.train.Example.FromString(r.numpy())
            for r in tf.data.TFRecordDataset(records.train_files(dataset[0]))]

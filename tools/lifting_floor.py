@@ -46,11 +46,10 @@ def read_labels(directory):
     import numpy as np
     import tensorflow as tf
     from data_pipelines.synthetic import records, writer
-    spec = {k: v for k, v in records._SPEC.items() if k in ("K", "kp2d", "markers")}
 
     def parse(serialized):
-        f = tf.io.parse_single_example(serialized, spec)
-        return f["K"], f["kp2d"], tf.sparse.to_dense(f["markers"])
+        f = records.parse_labels(serialized, ("K", "kp2d", "markers"))
+        return f["K"], f["kp2d"], f["markers"]
     parts = [[], [], []]
     for batch in tf.data.TFRecordDataset(records.train_files(directory)).map(parse).batch(4096):
         for part, value in zip(parts, batch):
@@ -73,11 +72,13 @@ def floor(K, kp2d, markers, size, rest, noise, steps, hidden, held_out=HELD_OUT,
     rng = np.random.default_rng(seed)
     centred = markers - markers.mean(1, keepdims=True)
     base = tf.constant(rest - rest.mean(0), tf.float32)
-    spread = np.full(kp2d.shape[:2] + (2,), max(noise, 1.0) / size, np.float32)
 
     def geometry_of(index):
-        uv = kp2d[index, :, :2] + rng.normal(0.0, noise, (len(index), 17, 2)) * (noise > 0)
-        return np.concatenate([uv / size - 0.5, spread[index]], -1).astype(np.float32)
+        """KeypointTokens' last four columns: (u, v) in map units, and a spread of the noise's
+        size (at least a pixel, as the aid's heatmaps give)."""
+        uv = kp2d[index, :, :2] + rng.normal(0.0, noise, (len(index), 17, 2))
+        spread = np.full((len(index), 17, 2), max(noise, 1.0) / size)
+        return np.concatenate([uv / size - 0.5, spread], -1).astype(np.float32)
 
     lifter = KeypointLifter(markers.shape[1], image_size=size, hidden=hidden)
     optimizer = tf.keras.optimizers.Adam(tf.keras.optimizers.schedules.CosineDecay(1e-3, steps))

@@ -86,6 +86,14 @@ def parse_example(serialized):
     }
 
 
+def parse_labels(serialized, keys):
+    """The named features of a record as stored (flat float32; variable-length ones dense),
+    without decoding its image: for tools that read only labels (tools/lifting_floor.py)."""
+    f = tf.io.parse_single_example(serialized, {k: _SPEC[k] for k in keys})
+    return {k: tf.sparse.to_dense(v) if isinstance(v, tf.SparseTensor) else v
+            for k, v in f.items()}
+
+
 def _files(directory, pattern, split):
     directory = Path(directory)
     files = sorted(str(p) for p in directory.glob(pattern))
