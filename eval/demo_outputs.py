@@ -2,7 +2,9 @@
 
 Written atomically (temporary name, then rename). Keys of the JSON are documented in
 docs/eval_demo.md. The pictures use the NumPy rasteriser (pose_era/renderer.py),
-imported only here, so the model never depends on rendering.
+imported only here, so the model never depends on rendering. A small photo (make demo's 160 px
+test crops) is drawn enlarged to MIN_PICTURE_SIDE, the mesh rendered at that size with the
+camera scaled to match, so the pictures are readable and the mesh's edges sharp.
 """
 import json
 
@@ -21,6 +23,7 @@ COCO_LIMBS = ((5, 7), (7, 9), (6, 8), (8, 10), (5, 6), (5, 11), (6, 12), (11, 12
 H36M_LIMBS = ((0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6), (0, 7), (7, 8), (8, 9), (9, 10),
               (8, 11), (11, 12), (12, 13), (8, 14), (14, 15), (15, 16))
 MIN_VISIBILITY = 0.5  # keypoints drawn when at least this visible
+MIN_PICTURE_SIDE = 480  # px: pictures of smaller photos are drawn enlarged to this
 
 
 def write_mesh(out, stem, vertices, faces):
@@ -96,20 +99,37 @@ def _draw_skeleton(image, joints, K, color):
         cv2.line(image, pts[a], pts[b], color, _line_width(image.shape) * 2, cv2.LINE_AA)
 
 
+def enlarged(image, K, min_side=MIN_PICTURE_SIDE):
+    """(image, K, (sx, sy)): a photo whose longer side is below min_side resized up to it
+    (bicubic) and its intrinsics scaled to match (pixel coordinates from the image's corner
+    scale exactly: cv2.resize maps pixel centres the same way); others as they are."""
+    h, w = image.shape[:2]
+    s = min_side / max(h, w)
+    if s <= 1.0:
+        return image, K, (1.0, 1.0)
+    new_w, new_h = max(1, round(w * s)), max(1, round(h * s))
+    sx, sy = new_w / w, new_h / h
+    big = cv2.resize(image, (new_w, new_h), interpolation=cv2.INTER_CUBIC)
+    return big, np.diag([sx, sy, 1.0]).astype(np.float32) @ K, (sx, sy)
+
+
 def write_pictures(out, stem, image, person, faces, compare=False):
     """STEM_overlay.png (mesh over the photo, person box in green, keypoints) and
     STEM_side.png (mesh turned 90 degrees; with compare, our H36M-17 joints in red and
-    BlazePose's world landmarks mapped to H36M-17, placed at our pelvis, in blue)."""
+    BlazePose's world landmarks mapped to H36M-17, placed at our pelvis, in blue); both at
+    least MIN_PICTURE_SIDE px on their longer side (`enlarged`)."""
     from pose_era import renderer  # only the pictures need it
 
+    image, K, (sx, sy) = enlarged(image, person.K_full)
     h, w = image.shape[:2]
-    vertices, K = person.pred["vertices"], person.K_full
+    vertices = person.pred["vertices"]
     over = np.ascontiguousarray(renderer.overlay_mesh(image, vertices, faces, K,
                                                       cull_backfaces=False))
-    x, y, bw, bh = (int(round(v)) for v in person.box)
-    cv2.rectangle(over, (x, y), (x + bw, y + bh), (0.2, 0.9, 0.2), _line_width(over.shape))
+    x, y, bw, bh = person.box
+    x0, y0, x1, y1 = (int(round(v)) for v in (x * sx, y * sy, (x + bw) * sx, (y + bh) * sy))
+    cv2.rectangle(over, (x0, y0), (x1, y1), (0.2, 0.9, 0.2), _line_width(over.shape))
     if person.keypoints is not None:
-        draw_keypoints(over, person.keypoints)
+        draw_keypoints(over, person.keypoints * np.array([sx, sy, 1.0], np.float32))
     side = renderer.render_mesh(renderer.rotate_about_center(vertices, 90.0), faces, K, h, w,
                                 cull_backfaces=False, background=(1.0, 1.0, 1.0))
     side_image = np.ascontiguousarray(side.image)

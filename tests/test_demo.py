@@ -15,9 +15,11 @@ from PIL import Image
 
 from data_pipelines import images
 from eval import demo as pipeline
+from eval import demo_outputs
 from pose_era import constants
 from pose_era import renderer
 from pose_era import geometry
+from tests import anny_scenes
 from tests.anny_scenes import scenes
 from tests.tiny_pose_workdir import STEP, make_workdir
 from tools import demo
@@ -89,6 +91,31 @@ def test_no_fit_mesh_lands_on_the_box(workdir, tmp_path, capsys):
     uv = uv[:, :2] / uv[:, 2:]
     np.testing.assert_allclose((uv.min(0) + uv.max(0)) / 2, [x + w / 2, y + h / 2], atol=2.0)
     assert np.ptp(uv[:, 1]) == pytest.approx(0.96 * max(w, h), rel=0.05)
+
+
+def test_small_photo_pictures_are_drawn_at_480(tmp_path):
+    """A 160 px photo (make demo's test crops) gives 480 px pictures whose mesh is rendered at
+    480 px with the scaled camera (its silhouette is that render's, pixel for pixel, not a
+    160 px render enlarged), over the enlarged photo."""
+    ex, body = scenes()[0], anny_scenes.anny_body()
+    small = cv2.resize(ex["rgb"], (160, 160), interpolation=cv2.INTER_AREA)
+    K = np.diag([1 / 3, 1 / 3, 1]).astype(np.float32) @ ex["K"]   # the scene's camera at 160
+    verts = body(ex["betas"][None], geometry.axis_angle_to_matrix(ex["pose"][None]),
+                 ex["transl"][None])["vertices"].numpy()[0]
+    person = pipeline.Person((0.0, 0.0, 160.0, 160.0), "bbox", np.array([0, 0, 160, 160]), K, K,
+                             {"vertices": verts})
+    paths = demo_outputs.write_pictures(tmp_path, "p", small / 255.0, person, body.faces)
+    over = cv2.imread(str(paths[0]))[..., ::-1] / 255.0
+    assert over.shape == cv2.imread(str(paths[1])).shape == (480, 480, 3)
+    mask = renderer.rasterize(verts, body.faces, ex["K"], 480, 480, cull_backfaces=False).mask
+    assert mask.sum() > 5000
+    plain = cv2.resize(small / 255.0, (480, 480), interpolation=cv2.INTER_CUBIC)
+    changed = np.abs(over - plain).max(-1) > 0.02
+    inner = np.zeros_like(mask)
+    inner[4:-4, 4:-4] = True                               # the box is drawn on the border
+    iou = (changed & mask & inner).sum() / ((changed | mask) & inner).sum()
+    assert iou > 0.98, iou                 # a 160 px render enlarged gives 0.93
+    assert np.abs(over - plain)[~mask & inner].mean() < 0.01
 
 
 def test_failed_rendering_still_writes_mesh_and_json(workdir, tmp_path, capsys, monkeypatch):

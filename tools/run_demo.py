@@ -13,7 +13,7 @@ also the tutorial:
   4. evaluation of that run and of the released model on the same test split, each beside the
      mean-body baseline (python -m eval.h36m ... --baseline mean_pose)
   5. pictures: python tools/demo.py on a few synthetic test images with the released model
-     -> demo_out/
+     -> demo_out/ (the 160 px crops drawn enlarged to 480 px, the mesh rendered at 480)
 Steps whose output already exists are skipped, so a second `make demo` only re-evaluates.
 """
 import argparse
