@@ -49,17 +49,19 @@ class MeanPoseBaseline:
 class PoseEvaluator:
     """Per-sample errors (mm) of a pose model (and a baseline) over batched schema examples.
 
-    Samples without valid 3D joints are skipped; MPVPE exists only when every evaluated sample
+    The model is called on the batch's `model_inputs` (the pose network's image and K; the
+    paper sweep's head reads cached backbone features instead of the image, training/
+    paper_sweep.py). Samples without valid 3D joints are skipped; MPVPE exists only when every evaluated sample
     has ground-truth body parameters (its mesh is posed by the same body model).
     """
 
     def __init__(self, body, image_size, init_fill, pelvis="spin", vertex_align="pelvis",
-                 baseline=""):
+                 baseline="", model_inputs=MODEL_INPUTS):
         if baseline and baseline not in BASELINES:
             raise ValueError(f"eval.baseline={baseline!r}: choose '' (none) or "
                              f"{', '.join(BASELINES)}")
         metrics.check_options(pelvis, vertex_align)
-        self.body = body
+        self.body, self.model_inputs = body, tuple(model_inputs)
         self.pelvis, self.vertex_align, self.baseline = pelvis, vertex_align, baseline
         self.rows = ["model"] + ([baseline] if baseline else [])
         self.mean_pose = MeanPoseBaseline(body, image_size, init_fill) if baseline else None
@@ -91,7 +93,7 @@ class PoseEvaluator:
                 continue
             # Eager: the convolutions dominate, and a graph would be traced again for the last,
             # smaller batch (seconds of tracing for a few milliseconds of Python overhead saved).
-            preds = {"model": model({k: batch[k] for k in MODEL_INPUTS}, training=False)}
+            preds = {"model": model({k: batch[k] for k in self.model_inputs}, training=False)}
             if self.baseline:
                 preds[self.baseline] = self.mean_pose(batch["K"])
             gt_joints = batch["j3d"].numpy()[keep]

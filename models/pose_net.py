@@ -61,6 +61,16 @@ def build_markerposer(m, body_model):
     return layer
 
 
+def build_head(m, image_size, mean):
+    """The ThundrHead of config.model `m` (its shared block, activation, ERA settings) for
+    crops of `image_size` px; `mean` is models.mean_body.mean_body of the body model."""
+    return ThundrHead(build_block(m.head, m.activation, m.era), depth=m.head.depth,
+                      width=m.head.width, image_size=image_size, rest_markers=mean["markers"],
+                      extent=mean["extent"], fill=m.init_fill, pos_encoding=m.head.pos_encoding,
+                      corr_hidden=m.head.corr_hidden, activation=m.activation, era=m.era,
+                      act_norm=m.head.act_norm, lift_hidden=m.head.lift_hidden, name="head")
+
+
 def build_pose_model(config, body_model):
     """Functional keras.Model {image (B,S,S,3) in [0,1], K (B,3,3)} -> dict of outputs:
 
@@ -92,12 +102,7 @@ def build_pose_model(config, body_model):
                 [extra["kp2d_logits"], dense_features])]
     tokens = merge_scales(tapped[16], feats, m.head.token_channels, "tokens16") if fine_tokens \
         else feats
-    head = ThundrHead(build_block(m.head, m.activation, m.era), depth=m.head.depth,
-                      width=m.head.width, image_size=size, rest_markers=mean["markers"],
-                      extent=mean["extent"], fill=m.init_fill, pos_encoding=m.head.pos_encoding,
-                      corr_hidden=m.head.corr_hidden, activation=m.activation, era=m.era,
-                      act_norm=m.head.act_norm, lift_hidden=m.head.lift_hidden, name="head")
-    markers_list = head([tokens, K, *head_inputs])
+    markers_list = build_head(m, size, mean)([tokens, K, *head_inputs])
     markers = markers_list[:, -1]
     params = build_markerposer(m, body_model)(markers)
     body = mp.BodyLayer(body_model, name="body")(params["betas"], params["rotmats"],
