@@ -135,7 +135,7 @@ def main(argv=None):
             f"{row['mpjpe']:.1f} / {row['pa_mpjpe']:.1f} / {row['mpvpe']:.1f} mm")
         print(f"{head}-{width} {activation} seed {seed}: {status} after {row['steps']} steps, "
               f"{row['seconds']:.0f} s", flush=True)
-        sweep.remove_run(run_dir)
+        sweep.finish_run(run_dir)
     return 0
 
 

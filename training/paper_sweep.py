@@ -52,6 +52,7 @@ LOSS_WEIGHTS = {"markers3d": 1.0, "marker_centroid": 0.2, "marker_distances": 1.
 INPUTS = ("features", "K")
 TEST_LABELS = ("K", "j3d", "has_j3d", "betas", "pose", "transl", "has_params", "imgname")
 TRAIN_LABELS = ("K", "markers", "kp2d")
+FINAL_WEIGHTS = "head.weights.h5"
 # A logged loss (mean over log_every steps) this many times the first step's (or a non-finite
 # loss) is a diverged run: the first step's is the untrained head's, which training lowers.
 EXPLODED = 5.0
@@ -303,6 +304,8 @@ def train_run(cache, config, body, evaluator, head, width, activation, seed, pro
             manager.save(checkpoint_number=step)
             io.write_json(run_dir / "state.json", state)
     bar.close()
+    if not diverged:     # for the learned-ERA plots (tools/paper_claims.py)
+        io.write_via_path(run_dir / FINAL_WEIGHTS, head_model.save_weights)
     metrics = (dict.fromkeys(("mpjpe", "pa_mpjpe", "mpvpe")) if diverged
                else {k: state["curve"][-1][k] for k in ("mpjpe", "pa_mpjpe", "mpvpe")})
     return {**metrics, "diverged": diverged, "steps": step,
@@ -328,6 +331,7 @@ def run_dir(root, sha256, head, width, activation, seed, protocol):
                                   f"{protocol.steps}x{protocol.batch}_lr{protocol.lr:g}")
 
 
-def remove_run(folder):
-    """A finished run's checkpoint is not kept (its row holds the results)."""
-    shutil.rmtree(folder, ignore_errors=True)
+def finish_run(folder):
+    """A finished run keeps its final head weights only (its row holds the results)."""
+    shutil.rmtree(Path(folder) / "ckpt", ignore_errors=True)
+    Path(folder, "state.json").unlink(missing_ok=True)

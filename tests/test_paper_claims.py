@@ -1,0 +1,53 @@
+"""tools/paper_claims.py: pooling, per-cell statistics and the ERA-minus-best interval."""
+import json
+
+import numpy as np
+import pytest
+
+from tools import paper_claims as claims
+
+
+def _row(act, seed, pa, head="transformer", width=64, steps=3000, sha="a" * 64,
+         diverged=False):
+    return {"head": head, "width": width, "activation": act, "seed": seed,
+            "mpjpe": None if diverged else pa + 40, "pa_mpjpe": None if diverged else pa,
+            "mpvpe": None if diverged else pa + 60, "diverged": diverged,
+            "backbone_sha256": sha, "protocol": {"steps": steps, "batch": 64},
+            "mean_body": {"mpjpe": 390.0, "pa_mpjpe": 155.0, "mpvpe": 460.0}}
+
+
+def test_welch_interval_matches_the_closed_form():
+    a, b = [100.0, 102.0, 101.0], [104.0, 103.0, 108.0, 105.0]
+    diff, low, high = claims.welch_interval(a, b)
+    va, vb = np.var(a, ddof=1) / 3, np.var(b, ddof=1) / 4
+    dof = (va + vb) ** 2 / (va ** 2 / 2 + vb ** 2 / 3)
+    from scipy.stats import t
+    half = t.ppf(0.975, dof) * np.sqrt(va + vb)
+    assert diff == pytest.approx(np.mean(a) - np.mean(b))
+    assert (low, high) == pytest.approx((diff - half, diff + half))
+    assert claims.welch_interval([1.0], b) is None
+
+
+def test_cells_pool_one_backbone_and_protocol_and_count_divergence(tmp_path, capsys):
+    rows = [_row("relu", s, 110 + s) for s in range(3)] + \
+        [_row("gelu", s, 108 + s) for s in range(3)] + \
+        [_row("era4", s, 105 + s) for s in range(3)] + \
+        [_row("swish", 0, 0, diverged=True), _row("swish", 1, 111)] + \
+        [_row("relu", 9, 50, sha="b" * 64), _row("relu", 8, 50, steps=6000)]
+    pooled = claims.pooled(rows)
+    assert len(pooled) == 11        # the other backbone's and the other protocol's are left out
+    grid = claims.cells(pooled)
+    acts = grid[("transformer", 64)]
+    assert acts["swish"]["diverged"] == 1 and len(acts["swish"]["runs"]) == 1
+    assert claims.best_fixed(acts) == "gelu"
+    m, s, n = claims.mean_std(acts["era4"]["runs"], "pa_mpjpe")
+    assert (m, n) == (106.0, 3) and s == pytest.approx(1.0)
+    assert "+0.0" not in claims.differences(grid) and "-3.0 [" in claims.differences(grid)
+    assert len(claims.pooled(rows, steps=6000)) == 1
+
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps({"rows": rows}))
+    assert claims.main(["--rows", str(path), "--figure", str(tmp_path / "fig.png")]) == 0
+    out = capsys.readouterr().out
+    assert "1 diverged" in out and (tmp_path / "fig.png").stat().st_size > 10_000
+    assert claims.main(["--rows", str(tmp_path / "missing.json")]) == 2

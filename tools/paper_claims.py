@@ -1,0 +1,179 @@
+"""Tables, statistics and the Figure 9-style plot of the activation sweep (tools/paper_sweep.py).
+
+    python tools/paper_claims.py [--rows docs/results/paper_sweep.json] [--steps N]
+                                 [--figure docs/figures/paper_fig9.png]
+
+Prints markdown for docs/paper_claims.md: per head and width, each activation's mean +- sample
+standard deviation over seeds (n runs, diverged runs counted apart) of MPJPE / PA-MPJPE / MPVPE;
+then ERA-2 and ERA-4 minus the best fixed activation of that cell (the lowest mean PA-MPJPE of
+relu, gelu, swish) with a 95 % Welch t interval (unequal variances; a cell with fewer than two
+finished runs on either side has no interval). Only rows of one backbone (SHA-256) and one
+protocol are pooled: by default the most common of each, or --steps to choose the protocol.
+The figure: MPJPE and PA-MPJPE against the head's width, a line per activation, error bars of
+one standard deviation, one column per head kind.
+"""
+import argparse
+import json
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+ACTIVATIONS = ("relu", "gelu", "swish", "era2", "era4")
+FIXED = ("relu", "gelu", "swish")
+METRICS = ("mpjpe", "pa_mpjpe", "mpvpe")
+
+
+def pooled(rows, steps=None, backbone=None):
+    """The rows of one backbone and one protocol (the most common unless named)."""
+    if not rows:
+        return []
+    backbone = backbone or Counter(r["backbone_sha256"] for r in rows).most_common(1)[0][0]
+    rows = [r for r in rows if r["backbone_sha256"] == backbone]
+    protocols = Counter(json.dumps(r["protocol"], sort_keys=True) for r in rows
+                        if steps is None or r["protocol"]["steps"] == steps)
+    if not protocols:
+        return []
+    chosen = protocols.most_common(1)[0][0]
+    return [r for r in rows if json.dumps(r["protocol"], sort_keys=True) == chosen]
+
+
+def cells(rows):
+    """{(head, width): {activation: {"runs": [rows], "diverged": n}}}."""
+    out = defaultdict(lambda: {a: {"runs": [], "diverged": 0} for a in ACTIVATIONS})
+    for r in rows:
+        entry = out[(r["head"], int(r["width"]))][r["activation"]]
+        if r["diverged"]:
+            entry["diverged"] += 1
+        else:
+            entry["runs"].append(r)
+    return dict(sorted(out.items()))
+
+
+def mean_std(runs, metric):
+    values = np.array([r[metric] for r in runs], float)
+    if not len(values):
+        return None, None, 0
+    return values.mean(), (values.std(ddof=1) if len(values) > 1 else float("nan")), len(values)
+
+
+def welch_interval(a, b, level=0.95):
+    """(mean(a) - mean(b), low, high): Welch's t interval (scipy); None when a side has fewer
+    than two runs."""
+    from scipy import stats
+    if len(a) < 2 or len(b) < 2:
+        return None
+    interval = stats.ttest_ind(a, b, equal_var=False).confidence_interval(level)
+    return float(np.mean(a) - np.mean(b)), float(interval.low), float(interval.high)
+
+
+def best_fixed(acts, metric="pa_mpjpe"):
+    """The fixed activation with the lowest mean `metric` among those with finished runs."""
+    means = {a: mean_std(acts[a]["runs"], metric)[0] for a in FIXED if acts[a]["runs"]}
+    return min(means, key=means.get) if means else None
+
+
+def _fmt(m, s, n):
+    if m is None:
+        return "–"
+    spread = "" if np.isnan(s) else f" ± {s:.1f}"
+    return f"{m:.1f}{spread} ({n})"
+
+
+def tables(grid, metric="pa_mpjpe"):
+    lines = [f"| head | width | {' | '.join(ACTIVATIONS)} |", "|---|---|" + "---|" * len(ACTIVATIONS)]
+    for (head, width), acts in grid.items():
+        cells_ = []
+        for a in ACTIVATIONS:
+            text = _fmt(*mean_std(acts[a]["runs"], metric))
+            if acts[a]["diverged"]:
+                text += f", {acts[a]['diverged']} diverged"
+            cells_.append(text)
+        lines.append(f"| {head} | {width} | {' | '.join(cells_)} |")
+    return "\n".join(lines)
+
+
+def differences(grid, metric="pa_mpjpe"):
+    lines = [f"| head | width | best fixed | ERA-2 − best ({metric}, 95 % Welch) | "
+             f"ERA-4 − best |", "|---|---|---|---|---|"]
+    for (head, width), acts in grid.items():
+        best = best_fixed(acts, metric)
+        if best is None:
+            continue
+        base = [r[metric] for r in acts[best]["runs"]]
+        parts = []
+        for era in ("era2", "era4"):
+            interval = welch_interval([r[metric] for r in acts[era]["runs"]], base)
+            parts.append("–" if interval is None else
+                         f"{interval[0]:+.1f} [{interval[1]:+.1f}, {interval[2]:+.1f}]")
+        lines.append(f"| {head} | {width} | {best} | {parts[0]} | {parts[1]} |")
+    return "\n".join(lines)
+
+
+def figure(grid, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    heads = sorted({h for h, _ in grid})
+    fig, axes = plt.subplots(2, len(heads), figsize=(5 * len(heads), 7), squeeze=False)
+    for col, head in enumerate(heads):
+        widths = sorted(w for h, w in grid if h == head)
+        for row, metric in enumerate(("mpjpe", "pa_mpjpe")):
+            ax = axes[row, col]
+            for a in ACTIVATIONS:
+                stats_ = [mean_std(grid[(head, w)][a]["runs"], metric) for w in widths]
+                xs = [w for w, s in zip(widths, stats_) if s[0] is not None]
+                if not xs:
+                    continue
+                ms = [s[0] for s in stats_ if s[0] is not None]
+                ss = [0 if np.isnan(s[1]) else s[1] for s in stats_ if s[0] is not None]
+                ax.errorbar(xs, ms, yerr=ss, marker="o", capsize=3, label=a,
+                            linestyle="-" if a.startswith("era") else "--")
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(widths, [str(w) for w in widths])
+            ax.set_xlabel(f"{head} hidden dimension")
+            ax.set_ylabel(f"{metric.upper().replace('_', '-')} (mm)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.suptitle("Activation sweep (tools/paper_sweep.py): mean ± std over seeds")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--rows", default="docs/results/paper_sweep.json")
+    p.add_argument("--steps", type=int, help="the protocol's steps (default: the most common)")
+    p.add_argument("--figure", default="docs/figures/paper_fig9.png")
+    args = p.parse_args(argv)
+    try:
+        rows = json.loads(Path(args.rows).read_text())["rows"]
+    except (OSError, ValueError, KeyError) as err:
+        print(f"paper_claims: cannot read sweep rows from {args.rows} ({err}); run "
+              "tools/paper_sweep.py first", file=sys.stderr)
+        return 2
+    rows = pooled(rows, args.steps)
+    if not rows:
+        print(f"paper_claims: no rows with --steps {args.steps} in {args.rows}", file=sys.stderr)
+        return 2
+    grid = cells(rows)
+    r0 = rows[0]
+    print(f"{len(rows)} runs, backbone {r0['backbone_sha256'][:16]}, protocol "
+          f"{json.dumps(r0['protocol'], sort_keys=True)}; mean body "
+          f"{r0['mean_body']['mpjpe']:.1f} / {r0['mean_body']['pa_mpjpe']:.1f} / "
+          f"{r0['mean_body']['mpvpe']:.1f} mm\n")
+    for metric in METRICS:
+        print(f"{metric} (mm), mean ± sample std (runs):\n\n{tables(grid, metric)}\n")
+    print(differences(grid, "pa_mpjpe") + "\n")
+    print(differences(grid, "mpjpe") + "\n")
+    print(f"wrote {figure(grid, args.figure)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
