@@ -31,7 +31,11 @@ from data_pipelines.images import map_keypoints, warp
 from pose_era import constants
 from pose_era import geometry
 
-_MIRROR_AA = tf.constant([1.0, -1.0, -1.0])
+# Axis-angle under the x-mirror. Plain numbers, not a tensor: a tensor made at import would
+# start TensorFlow's runtime in every process that imports the data layer, and the synthetic
+# writer's spawned workers (which re-import the main module, e.g. eval.h36m) could no longer
+# set their thread counts.
+_MIRROR_AA = (1.0, -1.0, -1.0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,8 @@
 Sources (config.data.name, several joined by "+" for weak supervision, e.g. "synthetic+coco",
 drawn with config.data.mix_weights, equal by default):
   synthetic  train: TFRecord shards of data_pipelines.synthetic; test: DIR/synth_test.npz
-             read by the Human3.6M reader (the evaluation's code path); built on first use.
+             read by the Human3.6M reader (the evaluation's code path); each split built on
+             first use (evaluation renders only the test split).
   h36m       SPIN npz files in data.dir (h36m_train.npz, h36m_valid_protocol{1,2}.npz,
              data.protocol, default 2) with the images beside them.
   coco       data.coco_json + data.coco_images, or the COCO 2017 layout under data.dir.
@@ -66,21 +67,23 @@ def synthetic_dir(config):
     return os.path.join(cache, "synth", name)
 
 
-def _synthetic_folder(config):
-    """The synthetic dataset folder: an existing data.dir is read as it is; otherwise the
-    dataset is made there (or in the default cache folder) on first use."""
+def _synthetic_folder(config, split):
+    """The synthetic dataset folder with `split` ("train" | "test") in it: an existing data.dir
+    is read as it is; otherwise the split is made there (or in the default cache folder) on
+    first use, and only that split, so evaluating renders no training images."""
     data = _data(config)
     directory = synthetic_dir(config)
     body = config.body.path or None
     if data.dir and os.path.isdir(directory):
-        from data_pipelines.synthetic.writer import check_body_model
+        from data_pipelines.synthetic.writer import check_body_model, check_split
         check_body_model(directory, body)  # labels sized for another body model fail late
+        check_split(directory, split)
         return directory
     from data_pipelines.synthetic import ensure_synthetic_dataset
     return str(ensure_synthetic_dataset(directory, int(data.synth_train), int(data.synth_test),
                                         int(data.synth_seed), body_path=body,
                                         image_size=int(data.image_size),
-                                        max_yaw=float(data.synth_max_yaw)))
+                                        max_yaw=float(data.synth_max_yaw), splits=(split,)))
 
 
 def _file_source(config, name, split, sizes):
@@ -88,7 +91,7 @@ def _file_source(config, name, split, sizes):
     data = _data(config)
     size = int(data.image_size)
     if name == "synthetic":
-        directory = _synthetic_folder(config)
+        directory = _synthetic_folder(config, "test")
         return h36m.source(os.path.join(directory, "synth_test.npz"), directory, size, sizes,
                            name="synthetic_test")
     if name == "h36m":
@@ -130,7 +133,7 @@ def _file_examples(src, input_context, shuffle_seed, limit=None):
 def _synthetic_train(config, input_context, seed, sizes):
     from data_pipelines.synthetic import records
     data = _data(config)
-    files = records.train_files(_synthetic_folder(config))
+    files = records.train_files(_synthetic_folder(config, "train"))
     records.check_files(files)
     ds = tf.data.Dataset.from_tensor_slices(files)
     k = input_context.num_input_pipelines if input_context else 1
@@ -160,7 +163,7 @@ def num_examples(config, split):
     name = source_names(config)[0]
     if name == "synthetic" and split == "train":
         from data_pipelines.synthetic.writer import read_meta
-        return int(read_meta(_synthetic_folder(config))["train"])
+        return int(read_meta(_synthetic_folder(config, "train"))["train"])
     n = len(_file_source(config, name, "train" if split == "train" else "test",
                          schema.LabelSizes()))
     return min(n, int(data.val_size)) if split == "val" and data.val_size else n

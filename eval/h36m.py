@@ -34,7 +34,8 @@ Example:
 
 The images come from `pipeline.build_dataset(config, "test")` with data.name/dir/protocol set
 from --data and --protocol, and are scored by eval/pose_eval.py, the evaluator training's
-validation uses (a synthetic split that is not built yet is rendered first, with a progress bar).
+validation uses (a synthetic set that is not built yet gets its test split rendered first, with a
+progress bar; not its training images).
 Prints MPJPE, PA-MPJPE (14 LSP joints, mm), MPVPE (mm, where ground-truth body parameters
 exist) and the image count, per Human3.6M action too; writes WORKDIR/eval/<dataset>_p<P>.json
 (dataset = h36m or synth) with the numbers, the options, the checkpoint step and the npz's

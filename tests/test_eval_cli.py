@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from data_pipelines import images
+from data_pipelines.synthetic import writer
 from eval import h36m as cli
 from eval import metrics, report
 from eval.pose_eval import MeanPoseBaseline
@@ -179,6 +180,27 @@ def test_a_make_synth_folder_as_data(tiny, tmp_path, capsys):
     (folder / "meta.json").write_text(json.dumps(dict(meta, num_markers=64)))
     code, _, err = _run(["--ckpt", str(workdir), "--data", str(folder)], capsys)
     assert code == 2 and "another body model" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_fresh_synthetic_split_renders_only_the_test_images(tmp_path, capsys, monkeypatch):
+    """--data synth where the config's set does not exist yet makes its test split alone (no
+    training images rendered first), and that split is the whole set's of the same seed."""
+    workdir, config, _ = make_workdir(tmp_path)
+    saved = json.loads((workdir / "config.json").read_text())
+    saved["data"].update(dir="", synth_train=6, synth_test=3)
+    (workdir / "config.json").write_text(json.dumps(saved))
+    monkeypatch.setenv("POSE_ERA_CACHE", str(tmp_path / "cache"))
+    code, _, err = _run(["--ckpt", str(workdir)], capsys)
+    assert code == 0, err
+    assert json.loads((workdir / "eval" / "synth_p1.json").read_text())["count"] == 3
+    folder = tmp_path / "cache" / "synth" / f"6_3_0_{config.data.image_size}"
+    assert (folder / writer.NPZ_NAME).is_file() and not list(folder.glob("train-*"))
+    whole = writer.write_dataset(tmp_path / "whole", 6, 3, 0, body_path=config.body.path,
+                                 image_size=config.data.image_size, progress=False)
+    with np.load(folder / writer.NPZ_NAME) as mine, np.load(whole / writer.NPZ_NAME) as theirs:
+        assert mine.files == theirs.files
+        for key in mine.files:
+            np.testing.assert_array_equal(mine[key], theirs[key])
 
 
 def test_bad_inputs_are_one_line_and_exit_2(tiny, tmp_path, capsys):

@@ -3,6 +3,9 @@ an analytic occluder, and a tiny dataset made twice (determinism, format, labels
 the body model from the stored parameters, SPIN npz layout, atomicity)."""
 import filecmp
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -318,6 +321,69 @@ def test_failed_build_leaves_nothing(tmp_path, body_file, monkeypatch):
         _make(tmp_path / "ds", body_file, workers=0)
     assert len(calls) == 2
     assert [p.name for p in tmp_path.iterdir()] == ["ds.lock"]
+
+
+def _files(folder):
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def test_split_by_split_gives_the_same_folder(dataset, body_file, tmp_path, monkeypatch,
+                                              capsys):
+    """The test split alone (what evaluation makes) is the whole set's test split; adding the
+    train split later (training through ensure, or make_synth) ends with the whole set's folder,
+    byte for byte, after a failed addition that left the folder as it was and a killed one's
+    stray file."""
+    monkeypatch.setattr(writer, "SHARD_SIZE", 2)
+    whole, out = dataset[0], tmp_path / "a"
+
+    def ensure(splits):
+        return writer.ensure_synthetic_dataset(out, 4, 3, 7, body_path=body_file, workers=0,
+                                               image_size=SIZE, progress=False, splits=splits)
+
+    ensure(("test",))
+    test_only = _files(out)
+    assert test_only == [n for n in _files(whole) if not n.startswith("train-")]
+    assert json.loads((out / "meta.json").read_text())["splits"] == ["test"]
+    with np.load(out / writer.NPZ_NAME) as mine, np.load(whole / writer.NPZ_NAME) as theirs:
+        assert mine.files == theirs.files
+        for key in mine.files:
+            np.testing.assert_array_equal(mine[key], theirs[key])
+    assert filecmp.cmpfiles(out, whole, [n for n in test_only if n != "meta.json"],
+                            shallow=False)[1:] == ([], [])
+    with pytest.raises(FileNotFoundError, match="no train split yet.*make_synth.py --out"):
+        writer.check_split(out, "train")
+
+    write_shard = records.write_shard
+
+    def failing(path, examples):
+        raise RuntimeError("disk full (injected)")
+
+    monkeypatch.setattr(records, "write_shard", failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        ensure(("train",))
+    assert _files(out) == test_only and not list(tmp_path.glob("a.tmp-*"))
+    monkeypatch.setattr(records, "write_shard", write_shard)
+    (out / "train-00000-of-00002.tfrecord").write_bytes(b"half moved")   # a killed addition
+    monkeypatch.syspath_prepend("tools")
+    import make_synth
+    assert make_synth.main(["--out", str(out), "--train", "4", "--test", "3", "--seed", "7",
+                            "--body", str(body_file), "--workers", "0", "--image-size",
+                            str(SIZE), "--no-progress"]) == 0
+    assert f"wrote {out}: 4 train images" in capsys.readouterr().out
+    assert _files(out) == _files(whole)
+    assert filecmp.cmpfiles(out, whole, _files(whole), shallow=False)[1:] == ([], [])
+    writer.check_split(out, "train")
+
+
+def test_commands_that_render_leave_tensorflow_unstarted_on_import():
+    """The writer's spawned workers re-import the main module (python -m eval.h36m, the training
+    driver) and then set their thread counts, which TensorFlow refuses once started: importing
+    those must not start it (a tensor made at import did, and the workers died in a loop)."""
+    code = ("import eval.h36m, training.driver, tensorflow as tf; "
+            "tf.config.threading.set_intra_op_parallelism_threads(1)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[1],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-500:]
 
 
 def test_ensure_reuses_or_refuses(dataset, body_file, monkeypatch):

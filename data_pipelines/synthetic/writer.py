@@ -14,9 +14,17 @@ and every worker runs TensorFlow on one thread, so the same seed gives byte-iden
 the same machine and software. `workers=0` runs in this process (for
 debugging; TensorFlow then keeps this process's thread settings, which may change the last bits).
 
-Atomicity: everything is written into DIR.tmp-XXXX next to DIR and renamed to DIR at the end;
+Splits: a caller may ask for one split (evaluation needs only the test images, so it does not
+render the training set first). Example i of a split does not depend on the other split, so a
+folder made split by split ends byte-identical to one made whole; meta.json lists the splits
+made ("splits"; a folder without the key was made whole).
+
+Atomicity: a new folder is written into DIR.tmp-XXXX next to DIR and renamed to DIR at the end;
 a failure removes the temporary folder, a killed run leaves only a DIR.tmp-* folder that the
-next build removes (builds of one DIR are serialised by the lock file DIR.lock).
+next build removes (builds of one DIR are serialised by the lock file DIR.lock). A split added
+to an existing folder is rendered into DIR.tmp-XXXX too, its files then moved into DIR, and
+meta.json, rewritten atomically last, is what makes it part of the set: a run killed while
+moving leaves files of a split meta.json does not list, which the next build removes first.
 """
 import fcntl
 import io
@@ -31,9 +39,10 @@ from pathlib import Path
 import numpy as np
 
 from pose_era import constants
-from pose_era.io import sha256_of
+from pose_era.io import sha256_of, write_text
 
 FORMAT = "pose_era synthetic dataset v1"
+SPLITS = ("train", "test")
 SHARD_SIZE = 128
 CHUNK = 16
 NPZ_NAME = "synth_test.npz"
@@ -56,6 +65,15 @@ def plan(train, test):
             jobs += [(split, s, shards, i, min(stop, i + CHUNK))
                      for i in range(s * SHARD_SIZE, stop, CHUNK)]
     return jobs
+
+
+def _split_files(directory, split):
+    """The files and folders of `split` in a dataset folder (records; test: images, npz)."""
+    directory = Path(directory)
+    paths = sorted(directory.glob(f"{split}-*.tfrecord"))
+    if split == "test":
+        paths += [p for p in (directory / "images", directory / NPZ_NAME) if p.exists()]
+    return paths
 
 
 def _part_name(split, shard, start):
@@ -163,7 +181,7 @@ def _body_file(body_path):
     return path.resolve(), arrays
 
 
-def _meta(train, test, seed, image_size, max_yaw, body_path, arrays):
+def _meta(train, test, seed, image_size, max_yaw, body_path, arrays, splits):
     return {"format": FORMAT, "train": int(train), "test": int(test), "seed": int(seed),
             "image_size": int(image_size), "max_yaw": float(max_yaw),
             "shard_size": int(SHARD_SIZE),
@@ -171,7 +189,12 @@ def _meta(train, test, seed, image_size, max_yaw, body_path, arrays):
             "num_betas": int(arrays["shapedirs"].shape[-1]),
             "num_joints": int(arrays["parents"].shape[0]),
             "num_markers": int(arrays["markers"].shape[0]),
-            "kp2d_codes": "0 outside the image, 1 occluded, 2 visible"}
+            "kp2d_codes": "0 outside the image, 1 occluded, 2 visible",
+            "splits": sorted(splits)}
+
+
+def _meta_text(meta):
+    return json.dumps(meta, indent=1, sort_keys=True) + "\n"
 
 
 def read_meta(directory):
@@ -181,6 +204,23 @@ def read_meta(directory):
         raise FileNotFoundError(f"{directory} is not a synthetic dataset (no meta.json); make "
                                 f"one with: python tools/make_synth.py --out {directory} ...")
     return json.loads(path.read_text())
+
+
+def made_splits(meta):
+    """The splits a folder's meta.json says are made (a folder without the key was made whole)."""
+    return set(meta.get("splits", SPLITS))
+
+
+def check_split(directory, split):
+    """FileNotFoundError, naming the command that adds it, when the dataset folder `directory`
+    lacks `split` (evaluation made only the test split)."""
+    meta = read_meta(directory)
+    if split not in made_splits(meta):
+        raise FileNotFoundError(
+            f"{directory} has no {split} split yet (only {', '.join(sorted(made_splits(meta)))}); "
+            f"add it with: python tools/make_synth.py --out {directory} --train {meta['train']} "
+            f"--test {meta['test']} --seed {meta['seed']} --image-size {meta['image_size']} "
+            f"--max-yaw {meta['max_yaw']:g}")
 
 
 def check_body_model(directory, body_path=None):
@@ -219,16 +259,21 @@ def _differences(meta, want):
 
 
 def write_dataset(out, train, test, seed, body_path=None, workers=2, image_size=480,
-                  max_yaw=180.0, progress=True, exist_ok=False):
-    """Make the dataset folder `out`; returns its Path.
+                  max_yaw=180.0, progress=True, exist_ok=False, splits=SPLITS):
+    """Make the dataset folder `out` with `splits` of it; returns its Path.
 
-    exist_ok: an existing folder made with the same arguments is returned as is (one made
-    with other arguments is an error either way).
+    exist_ok: an existing folder made with the same arguments is returned with the splits it
+    lacks added (one made with other arguments is an error either way).
     """
     _check_args(train, test, workers, image_size, max_yaw)
+    unknown = set(splits) - set(SPLITS)
+    if unknown or not splits:
+        raise ValueError(f"splits must be some of {', '.join(SPLITS)}, got {list(splits)}")
     out = Path(out).resolve()
     body_path, arrays = _body_file(body_path)
-    want = _meta(train, test, seed, image_size, max_yaw, body_path, arrays)
+    want = _meta(train, test, seed, image_size, max_yaw, body_path, arrays, splits)
+    counts = {"train": int(train), "test": int(test)}
+    scene_options = dict(image_size=int(image_size), max_yaw=float(max_yaw))
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f"{out.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -236,19 +281,22 @@ def write_dataset(out, train, test, seed, body_path=None, workers=2, image_size=
             if not out.is_dir():
                 raise FileExistsError(f"{out} is a file, not a dataset folder; choose another "
                                       "--out")
-            differ = _differences(read_meta(out), want)
-            if exist_ok and not differ:
-                return out
-            raise FileExistsError(f"{out} already exists, made with other arguments "
-                                  f"({', '.join(differ)} differ); delete it or use another "
-                                  "folder" if differ else f"{out} already exists")
-        for stale in out.parent.glob(f"{out.name}.tmp-*"):   # left by killed runs
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
+            meta = read_meta(out)
+            differ = _differences(meta, want)
+            if not exist_ok or differ:
+                raise FileExistsError(f"{out} already exists, made with other arguments "
+                                      f"({', '.join(differ)} differ); delete it or use another "
+                                      "folder" if differ else f"{out} already exists")
+            missing = set(splits) - made_splits(meta)
+            if missing:
+                _add_splits(out, meta, missing, counts, seed, body_path, workers, scene_options,
+                            progress)
+            return out
+        tmp = _fresh_tmp(out)
         try:
-            _write_all(tmp, train, test, seed, body_path, workers,
-                       dict(image_size=int(image_size), max_yaw=float(max_yaw)), progress)
-            (tmp / "meta.json").write_text(json.dumps(want, indent=1, sort_keys=True) + "\n")
+            _write_all(tmp, {s: n for s, n in counts.items() if s in splits}, seed, body_path,
+                       workers, scene_options, progress)
+            (tmp / "meta.json").write_text(_meta_text(want))
             os.chmod(tmp, 0o755)
             os.rename(tmp, out)
         except BaseException:
@@ -257,9 +305,42 @@ def write_dataset(out, train, test, seed, body_path=None, workers=2, image_size=
     return out
 
 
-def _write_all(tmp, train, test, seed, body_path, workers, scene_options, progress):
-    """Renders every job into `tmp`; scene_options are SceneMaker's keyword arguments."""
+def _fresh_tmp(out):
+    """A new DIR.tmp-XXXX beside the dataset folder `out`, once those killed runs left are
+    removed."""
+    for stale in out.parent.glob(f"{out.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{out.name}.tmp-", dir=out.parent))
+
+
+def _add_splits(out, meta, missing, counts, seed, body_path, workers, scene_options, progress):
+    """Renders the `missing` splits of the existing folder `out` beside it, moves their files
+    in (the npz last) and then lists them in meta.json (the module docstring says why)."""
+    for split in missing:                       # left by a killed run: not part of the set
+        for path in _split_files(out, split):
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    tmp = _fresh_tmp(out)
+    try:
+        _write_all(tmp, {s: counts[s] for s in missing}, seed, body_path, workers,
+                   scene_options, progress)
+        for path in sorted(tmp.iterdir(), key=lambda p: p.name == NPZ_NAME):
+            os.replace(path, out / path.name)
+        write_text(out / "meta.json", _meta_text(dict(meta, splits=sorted(
+            made_splits(meta) | set(missing)))))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _write_all(tmp, counts, seed, body_path, workers, scene_options, progress):
+    """Renders every job of the splits in `counts` ({split: number of examples}) into `tmp`;
+    scene_options are SceneMaker's keyword arguments."""
     from tqdm import tqdm
+    train, test = counts.get("train", 0), counts.get("test", 0)
+    if not train + test:
+        return
     if test:
         (tmp / "images").mkdir()
     jobs = plan(train, test)
@@ -294,11 +375,12 @@ def _write_all(tmp, train, test, seed, body_path, workers, scene_options, progre
 
 
 def ensure_synthetic_dataset(directory, train, test, seed, body_path=None, workers=2,
-                             image_size=480, max_yaw=180.0, progress=True):
-    """The synthetic dataset folder, made on first use (training and evaluation call this).
+                             image_size=480, max_yaw=180.0, progress=True, splits=SPLITS):
+    """The synthetic dataset folder with `splits` made, on first use (training and evaluation
+    call this; evaluation asks for the test split only).
 
     Returns the folder's Path; an existing folder made with other arguments is an error that
     says so, rather than silently training on different data."""
     return write_dataset(directory, train, test, seed, body_path=body_path, workers=workers,
                          image_size=image_size, max_yaw=max_yaw, progress=progress,
-                         exist_ok=True)
+                         exist_ok=True, splits=splits)
