@@ -19,7 +19,8 @@ the colon is a comma-separated list of variants, so a variant is an argument, no
             term off (the supplement's pre-training regime).
   finetune  fully supervised, initialised from the `weak` run of the same config
             (train.init_from = runs/<name>_weak; set it to your own workdir with --set).
-  (none)    fully supervised from scratch at the paper's 480x480.
+  (none)    fully supervised from scratch at the paper's 480x480: a GPU recipe (started where
+            no GPU is visible, the driver first prints a warning with a time estimate).
 
 e.g. `python -m pose_era.train --config mixer_64:cpu,weak`.
 """

@@ -180,3 +180,37 @@ def test_an_error_while_tracing_a_tf_function_prints_its_cause_not_its_header():
     line = train.error_message(caught.value)
     assert "in user code" not in line and "reshape" in line.lower(), line
     assert train.error_message(ValueError("first\nsecond")) == "first"
+
+
+def test_no_gpu_warning_names_the_cost_and_the_cpu_recipe():
+    """Only a full-size pose config with no GPU visible gets the line; it names the config's
+    CPU recipe (its other variants kept) and a time estimate."""
+    line = train.no_gpu_warning(config_lib.load_config("transformer_64:weak"), [])
+    assert line.startswith("warning: no GPU found: transformer_64:weak (200,000 steps x 32")
+    assert "transformer_64:cpu,weak is the CPU recipe" in line and "estimate" in line
+    assert "~25 days" in line                     # 6.4M images at the measured ~3 images/s
+    assert "\n" not in line
+    gpu = tf.config.PhysicalDevice("/physical_device:GPU:0", "GPU")
+    for name, gpus in (("mixer_64", [gpu]), ("mixer_64:cpu", []), ("mixer_64:cpu,long", []),
+                       ("digits_cnn", [])):
+        assert train.no_gpu_warning(config_lib.load_config(name), gpus) is None, name
+
+
+def test_cli_warns_before_training_on_a_cpu_and_goes_on(tmp_path, capsys, monkeypatch):
+    started = []
+
+    class Trainer:
+        def __init__(self, config, workdir):
+            started.append(config.config_name)
+
+        def fit(self, from_step=None):
+            pass
+
+    monkeypatch.setattr(train, "Trainer", Trainer)
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    assert train.main(["--config", "mixer_64", "--workdir", str(tmp_path / "w")]) == 0
+    assert started == ["mixer_64"]
+    err = capsys.readouterr().err
+    assert "warning: no GPU found: mixer_64" in err and "mixer_64:cpu is the CPU recipe" in err
+    assert train.main(["--config", "mixer_64:cpu", "--workdir", str(tmp_path / "c")]) == 0
+    assert "no GPU found" not in capsys.readouterr().err

@@ -71,6 +71,11 @@ MEDIAN_WINDOW = 100
 MIN_HISTORY = 10
 NORM_JUMP = 10.0
 VALID_PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# Training images per second of the full-size pose configs' step at 480x480 on 2 idle CPU cores,
+# by backbone (tools/bench_train.py, docs/pose_results.md: 2.7-3.1 for the MobileNet configs,
+# 1.16 for ResNet50; several times less under load). The no-GPU warning's estimate scales it by
+# the pixels of data.image_size: the backbone's convolutions dominate the step.
+CPU_IMAGES_PER_S_480 = {"mobilenet_v2": 3.0, "resnet50": 1.16}
 
 
 def make_strategy(train_config):
@@ -553,6 +558,34 @@ class Trainer:
         return results
 
 
+def _cpu_time(config):
+    """Rough wall time of config's run on 2 CPU cores (CPU_IMAGES_PER_S_480), as text."""
+    images = int(config.train.steps) * int(config.train.batch_size)
+    rate = CPU_IMAGES_PER_S_480[config.model.backbone.name]
+    seconds = images / rate * (int(config.data.image_size) / 480) ** 2
+    for unit, length in (("days", 86400), ("hours", 3600)):
+        if seconds >= 2 * length:
+            return f"~{seconds / length:.0f} {unit}"
+    return f"~{max(1, round(seconds / 60))} min"
+
+
+def no_gpu_warning(config, gpus):
+    """The line printed before a full-size pose config trains where no GPU is visible (None
+    otherwise, and for a run counted in epochs): what the run will roughly cost here and the
+    same config's CPU recipe. Why: such a run renders its 480 px synthetic set and then trains
+    at a few images per second for weeks, which nothing else would say. A warning: it goes on."""
+    name, _, arg = str(config.config_name).partition(":")
+    variants = [v for v in arg.split(",") if v]
+    if gpus or config.task != "pose" or "cpu" in variants or not config.train.steps:
+        return None
+    recipe = f"{name}:{','.join(['cpu', *variants])}"
+    cpu = config_lib.load_config(recipe)
+    return (f"warning: no GPU found: {config.config_name} ({config.train.steps:,} steps x "
+            f"{config.train.batch_size} images at {config.data.image_size} px) would train for "
+            f"{_cpu_time(config)} on a 2-core CPU (an estimate from the measured step rate); "
+            f"{recipe} is the CPU recipe ({_cpu_time(cpu)} by the same estimate); going on")
+
+
 def dry_run(config):
     """Builds the model and prints its parameter counts on one line."""
     validate(config)
@@ -601,6 +634,9 @@ def main(argv=None):
         if args.dry_run:
             dry_run(config)
             return 0
+        warning = no_gpu_warning(config, tf.config.list_physical_devices("GPU"))
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
         workdir = args.workdir or os.path.join("runs", args.config.replace(":", "_"))
         Trainer(config, workdir).fit(from_step=args.from_step)
     except Interrupted as stop:
