@@ -8,7 +8,9 @@ same code. Steps (docs/eval_demo.md):
    network's input with the readers' warp, and its intrinsics (pose_era.geometry);
 3. network: the pose model's prediction in the photo's camera frame;
 4. fit (optional): eval.fitting refines pose, shape and translation to the COCO-17
-   keypoints mapped from the landmarks, in the crop's camera.
+   keypoints mapped from the landmarks, in the crop's camera;
+5. check: a person whose keypoints are too few or whose fit ends far from them is marked
+   unreliable, with the reasons (`unreliable_because`), so that no answer is silently wrong.
 The camera of an unknown photo: focal sqrt(W^2 + H^2), principal point at the centre.
 """
 from dataclasses import dataclass, field
@@ -22,10 +24,23 @@ from data_pipelines import images
 from eval.blazepose import Person as Landmarks
 from eval.blazepose import detector as bp_detector
 from eval.blazepose import landmarks as bp_landmarks
-from pose_era import geometry
+from pose_era import constants, geometry
 
 ENLARGE = 1.2        # crop side = 1.2 x the person box's longer side (SPIN's scaleFactor)
 BBOX_ROI_SCALE = 1.25  # landmark ROI around a given box: its longer side x this (MediaPipe's)
+
+# When a result is unreliable (docs/eval_demo.md says why these numbers):
+MIN_VISIBILITY = 0.5   # a keypoint counts as seen from this BlazePose visibility on (MediaPipe's
+                       # drawing cut; the overlay draws the same ones), and only inside the
+                       # photo: BlazePose rates keypoints just past the border visible too
+MIN_SEEN = 6           # fewer seen COCO-17 keypoints: the five of the face alone cannot pass; the
+                       # COCO reader skips people with fewer labels for the same reason
+TORSO = tuple(constants.COCO17_NAMES.index(f"{side}_{part}") for part in ("shoulder", "hip")
+              for side in ("left", "right"))
+MIN_TORSO = 2          # one torso point fixes neither the torso's size nor its tilt
+MAX_RESIDUAL = 0.05    # mean distance of the seen keypoints from the fitted body's, as a fraction
+                       # of the person box's longer side: converged fits on rendered people end
+                       # at 0.5-1.7 %, the network's own guesses at 2-22 %
 
 
 class DemoError(ValueError):
@@ -128,6 +143,37 @@ class Person:
     keypoints: np.ndarray = None    # (17, 3) COCO-17 photo pixels + visibility
     network: dict = None            # the network's prediction when a fit replaced `pred`
     fit: dict = None                # reprojection errors (photo pixels), steps, reverted
+    unreliable_because: list = field(default_factory=list)   # [] = no reason found
+
+
+def unreliable_because(keypoints, image_shape, box, fitted=None):
+    """Why a person's result should not be trusted, as sentences ([] = no reason found).
+
+    keypoints: (17, 3) COCO-17 photo pixels + visibility, or None (no landmarks: nothing checks
+    the network's guess); box (x, y, w, h); fitted: (17, 2) the fitted body's COCO-17 keypoints
+    projected into the photo, when the fit ran."""
+    if keypoints is None:
+        return ["BlazePose found no body, so no 2D keypoints check the network's guess"]
+    h, w = image_shape[:2]
+    xy = keypoints[:, :2]
+    seen = ((keypoints[:, 2] >= MIN_VISIBILITY) & (xy[:, 0] >= 0) & (xy[:, 0] < w)
+            & (xy[:, 1] >= 0) & (xy[:, 1] < h))
+    reasons = []
+    if seen.sum() < MIN_SEEN:
+        reasons.append(f"only {seen.sum()} of the 17 keypoints are seen in the photo (at least "
+                       f"{MIN_SEEN} needed)")
+    torso = int(seen[list(TORSO)].sum())
+    if torso < MIN_TORSO:
+        reasons.append(f"{f'only {torso}' if torso else 'none'} of the shoulders and hips "
+                       f"are seen (at least {MIN_TORSO} needed to place the torso)")
+    if fitted is not None and seen.any():
+        residual = float(np.linalg.norm(fitted[seen] - xy[seen], axis=1).mean())
+        side = max(box[2], box[3])
+        if residual > MAX_RESIDUAL * side:
+            reasons.append(f"the fitted body ends {residual:.0f} px from the seen keypoints on "
+                           f"average ({residual / side:.0%} of the person box; at most "
+                           f"{MAX_RESIDUAL:.0%})")
+    return reasons
 
 
 class Pipeline:
@@ -187,9 +233,14 @@ class Pipeline:
                 person.stages.append("landmarks")
                 person.keypoints = lm.coco17()
             person.stages.append("network")
+            fitted = None
             if fit and self.fitter is not None and person.keypoints is not None:
                 person.network = pred
                 person.pred, person.fit = self.fit(pred, K_crop, crop_xyxy, person.keypoints)
                 person.stages.append("fit")
+                fitted = geometry.project(tf.constant(person.pred["coco17"][None]),
+                                          tf.constant(K_full[None])).numpy()[0]
+            person.unreliable_because = unreliable_because(person.keypoints, rgb.shape, box,
+                                                           fitted)
             results.append(person)
         return results

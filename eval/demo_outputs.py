@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 import trimesh
 
+from eval.demo import MIN_VISIBILITY
 from pose_era import constants, geometry
 from pose_era.io import write_via_path
 
@@ -22,7 +23,6 @@ COCO_LIMBS = ((5, 7), (7, 9), (6, 8), (8, 10), (5, 6), (5, 11), (6, 12), (11, 12
 # H36M-17 limbs (SPIN's order) for the --compare skeletons.
 H36M_LIMBS = ((0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6), (0, 7), (7, 8), (8, 9), (9, 10),
               (8, 11), (11, 12), (12, 13), (8, 14), (14, 15), (15, 16))
-MIN_VISIBILITY = 0.5  # keypoints drawn when at least this visible
 MIN_PICTURE_SIDE = 480  # px: pictures of smaller photos are drawn enlarged to this
 
 
@@ -68,6 +68,8 @@ def write_params(out, stem, person, body, image_shape, prefix, step):
             "blazepose33_format": "x, y, z (photo pixels; z relative), visibility, presence",
             "world33": _listed(lm.world)},
         "fit": person.fit,
+        "reliable": not person.unreliable_because,
+        "unreliable_because": list(person.unreliable_because),
         "checkpoint": {"prefix": str(prefix), "step": int(step)},
     }
     return write_via_path(out / f"{stem}.json",

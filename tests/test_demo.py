@@ -67,7 +67,48 @@ def test_rendered_person_is_found_fitted_and_written(workdir, tmp_path, capsys):
     assert err_px < 40
     fit = params["fit"]
     assert fit["reprojection_error_px"] < fit["start_reprojection_error_px"]
+    assert params["reliable"] is True and params["unreliable_because"] == []
+    assert "unreliable" not in err
     assert np.isfinite(_obj_vertices(out / "person.obj")).all()
+
+
+def test_a_person_cut_off_below_the_face_is_unreliable(workdir, tmp_path, capsys):
+    """Only the head in the photo: BlazePose still finds the person, but the keypoints seen
+    inside the photo are the face's, no shoulder or hip: the JSON and the console say so."""
+    image = tmp_path / "head.png"
+    cv2.imwrite(str(image), scenes()[0]["rgb"][:120, :, ::-1])
+    out = tmp_path / "out"
+    code, _, err = _run([str(image), "--ckpt", str(workdir), "--out", str(out)], capsys)
+    assert code == 0, err
+    params = json.loads((out / "head.json").read_text())
+    assert params["stages"][-1] == "fit" and params["reliable"] is False
+    because = params["unreliable_because"]
+    assert any("of the 17 keypoints are seen" in r for r in because), because
+    assert any("none of the shoulders and hips are seen" in r for r in because), because
+    lines = [l for l in err.splitlines() if "unreliable" in l]
+    assert len(lines) == 1 and lines[0].startswith("warning: head: the result is unreliable: ")
+
+
+def test_unreliable_reasons_on_synthetic_keypoints():
+    """Each rule alone: no keypoints, too few seen (low visibility or outside the photo), too
+    few torso points, and a fit that ends far from the keypoints (5% of the box's side)."""
+    rng = np.random.default_rng(0)
+    kp = np.concatenate([rng.uniform(100, 300, (17, 2)), np.ones((17, 1))], 1)
+    box, shape = (100.0, 100.0, 200.0, 200.0), (480, 640, 3)
+    assert pipeline.unreliable_because(kp, shape, box, kp[:, :2] + 3.0) == []
+    assert pipeline.unreliable_because(kp, shape, box) == []            # --no-fit: no residual
+    far = pipeline.unreliable_because(kp, shape, box, kp[:, :2] + [12.0, 0.0])   # 6% of 200
+    assert len(far) == 1 and "12 px" in far[0] and "6%" in far[0]
+    few = kp.copy()
+    few[:12, 2] = 0.4                                  # seen: one hip, knees, ankles
+    few[14, 0] = 700.0                                 # a knee outside the 640 px photo
+    reasons = pipeline.unreliable_because(few, shape, box)
+    assert len(reasons) == 2 and "only 4 of the 17" in reasons[0] and "only 1 of" in reasons[1]
+    torso = kp.copy()
+    torso[[5, 6, 11], 2] = 0.0
+    reasons = pipeline.unreliable_because(torso, shape, box)
+    assert len(reasons) == 1 and "only 1 of the shoulders and hips" in reasons[0]
+    assert "no 2D keypoints" in pipeline.unreliable_because(None, shape, box)[0]
 
 
 def test_no_fit_mesh_lands_on_the_box(workdir, tmp_path, capsys):

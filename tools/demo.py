@@ -23,8 +23,12 @@ image's file name without extension; with --all STEM_0, STEM_1, ...):
   STEM_overlay.png  the mesh over the photo, the person box and the 2D keypoints
   STEM_side.png     the mesh turned 90 degrees about its vertical axis, same camera
   STEM.obj, STEM.ply  the mesh in camera coordinates (metres; x right, y down, z forward)
-  STEM.json         pose, betas, translation, camera, box, keypoints, detector score, fit
-An image with nobody in it gives a warning and no files; the exit status is 0 when at least
+  STEM.json         pose, betas, translation, camera, box, keypoints, detector score, fit,
+                    reliable / unreliable_because
+A person whose result should not be trusted (too few keypoints seen, no torso, a fit that ends
+far from the keypoints; docs/eval_demo.md) gets "warning: STEM: the result is unreliable: ..."
+on stderr and "reliable": false in its JSON. An image with nobody in it gives a warning and no
+files; the exit status is 0 when at least
 one image gave a mesh, else 2. A missing, corrupt or truncated file, a --bbox outside an
 image, a missing model or an unusable checkpoint: one line on stderr, exit status 2, before
 any image is processed. Pipeline: eval/demo.py; files: eval/demo_outputs.py.
@@ -132,6 +136,9 @@ def run(args):
             stem = f"{path.stem}_{i}" if args.all else path.stem
             for p in write_person(out, stem, rgb, person, body, prefix, step, args.compare):
                 print(p)
+            if person.unreliable_because:
+                print(f"warning: {stem}: the result is unreliable: "
+                      f"{'; '.join(person.unreliable_because)}", file=sys.stderr)
         done += 1
     return done
 
