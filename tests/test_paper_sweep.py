@@ -44,6 +44,13 @@ def test_sweep_writes_rows_and_resumes(tiny, monkeypatch):
         assert r["curve"][-1]["pa_mpjpe"] == r["pa_mpjpe"]
         assert r["train_images"] == 12 and r["test_images"] == 6
     assert rows[0]["curve"][-1]["loss"] != rows[1]["curve"][-1]["loss"]   # two heads trained
+    runs = sorted((root / "cache" / "runs").iterdir())
+    assert [sorted(p.name for p in r.iterdir()) for r in runs] == [["head.weights.h5"]] * 2
+    plots = root / "era_plots"
+    assert cli.main(_argv(root, workdir, **{"--activations": "relu,era2"})
+                    + ["--plot-era", str(plots)]) == 0
+    (era_run,) = plots.iterdir()
+    assert "era2" in era_run.name and len(list(era_run.glob("*.png"))) >= 3   # FFN, correction
 
     calls = []
     real = sweep.train_run

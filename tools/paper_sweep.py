@@ -65,6 +65,9 @@ def parse_args(argv=None):
                    help="where the feature cache and unfinished runs live")
     p.add_argument("--limit-train", type=int, default=0,
                    help="cache only the first N training images (tests, quick looks)")
+    p.add_argument("--plot-era", metavar="DIR",
+                   help="instead of training: plot the learned ERAs of the finished era2/era4 "
+                        "runs of the given cells into DIR/<run>/ (pose_era.era.plot)")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if args.steps < 1 or args.batch < 1 or args.eval_every < 1 or args.lr <= 0 \
@@ -85,6 +88,29 @@ def load_rows(path):
     except (ValueError, KeyError) as err:
         raise SystemExit(f"paper_sweep: {path} is not a sweep JSON ({err}); move it away or "
                          "give another --out")
+
+
+def plot_era(args, sweep, cache, config, body, protocol, todo):
+    """--plot-era: the learned ERAs of every finished ERA run among the chosen cells."""
+    cells = [(h, w, a, s) for s in args.seeds for h in args.heads for w in args.widths
+             for a in args.activations if a.startswith("era")]
+    plotted = 0
+    for head, width, activation, seed in cells:
+        if (head, width, activation, seed) in todo:
+            print(f"paper_sweep: {head}-{width} {activation} seed {seed} has no row yet; "
+                  "skipped", file=sys.stderr)
+            continue
+        folder = sweep.run_dir(args.cache, cache.sha256, head, width, activation, seed, protocol)
+        try:
+            paths = sweep.plot_learned_era(cache, config, body, head, width, activation, folder,
+                                           Path(args.plot_era) / folder.name)
+        except FileNotFoundError as err:
+            print(f"paper_sweep: {err}", file=sys.stderr)
+            continue
+        plotted += len(paths)
+        print("\n".join(map(str, paths)))
+    print(f"paper_sweep: {plotted} ERA layer plot(s) written under {args.plot_era}")
+    return 0 if plotted else 2
 
 
 def main(argv=None):
@@ -116,6 +142,8 @@ def main(argv=None):
           f"{cache.meta['test']} test images); mean body {baseline['mpjpe']:.1f} / "
           f"{baseline['pa_mpjpe']:.1f} / {baseline['mpvpe']:.1f} mm. {io.machine_line()}",
           flush=True)
+    if args.plot_era:
+        return plot_era(args, sweep, cache, config, body, protocol, todo)
     version = io.code_version()
     for head, width, activation, seed in todo:
         run_dir = sweep.run_dir(args.cache, cache.sha256, head, width, activation, seed,

@@ -314,6 +314,23 @@ def train_run(cache, config, body, evaluator, head, width, activation, seed, pro
             "protocol": asdict(p)}
 
 
+def plot_learned_era(cache, config, body, head, width, activation, folder, out_dir,
+                     samples=256):
+    """The learned ERA functions of a finished run (its `folder`'s final head weights) against
+    their initialisation, over the pre-activations of the first `samples` test images
+    (pose_era.era.plot); returns the PNG paths."""
+    from pose_era.era.plot import plot_era_layers
+    weights = Path(folder) / FINAL_WEIGHTS
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} not found: the run did not finish (or diverged)")
+    m = head_config(config, head, width, activation)
+    head_model, _ = build_models(config, m, body, cache.train_features.shape[1:])
+    head_model.load_weights(str(weights))
+    sample = {"features": tf.cast(cache.test_features[:samples], tf.float32),
+              "K": tf.constant(cache.test["K"][:samples])}
+    return plot_era_layers(head_model, sample, out_dir)
+
+
 def run_key(head, width, activation, seed, sha256, protocol):
     """What makes two runs the same: the cell, the seed, the backbone and the protocol."""
     protocol = asdict(protocol) if isinstance(protocol, Protocol) else protocol
