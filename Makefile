@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(TF)
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 
-.PHONY: demo test venv kernels blazepose clean
+.PHONY: demo test venv kernels blazepose photos clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,11 @@ kernels: $(STAMP)
 # (downloaded with pip, never installed; skipped when already in cache/blazepose/).
 blazepose: $(STAMP)
 	$(PY) tools/fetch_blazepose.py
+
+# The real-photo evaluation set's photos that are not committed, from the pinned ultralytics
+# wheel (SHA-256 checked; tools/eval_photos.py). Tests do not need them.
+photos: $(STAMP)
+	$(PY) tools/eval_photos.py --fetch
 
 test: $(STAMP) kernels blazepose
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
