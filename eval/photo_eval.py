@@ -45,18 +45,20 @@ def _one_side(person, joints2d, width, height, tol):
     idx = [constants.COCO17_NAMES.index(n) for n in names]
     errors = np.linalg.norm(joints2d[idx] - np.array([person["keypoints"][n] for n in names]),
                             axis=1) if names else np.zeros(0)
-    out_idx = [constants.COCO17_NAMES.index(n) for n in person.get("outside", [])]
-    uv = joints2d[out_idx]
+    outside = list(person.get("outside", []))
+    uv = joints2d[[constants.COCO17_NAMES.index(n) for n in outside]]
     beyond = (uv[:, 0] < 0) | (uv[:, 0] >= width) | (uv[:, 1] < 0) | (uv[:, 1] >= height)
     return {"right": int((errors <= tol).sum()), "annotated": len(names),
-            "outside_ok": int(beyond.sum()), "outside": len(out_idx),
+            "outside_ok": int(beyond.sum()), "outside": len(outside),
             "errors_px": {n: round(float(e), 1) for n, e in zip(names, errors)},
+            "outside_in_frame": [n for n, b in zip(outside, beyond) if not b],
             "mirrored": False}
 
 
 def score(person, joints2d, width, height):
     """How the projected COCO-17 joints (17, 2) of one mesh agree with one annotated person in
-    a width x height photo: right / annotated joints, outside_ok / outside, per-joint errors."""
+    a width x height photo: right / annotated joints, outside_ok / outside, per-joint errors,
+    the out-of-frame joints that land in the frame."""
     joints2d = np.asarray(joints2d, np.float64)
     tol = tolerance(person)
     best = _one_side(person, joints2d, width, height, tol)
@@ -287,7 +289,8 @@ def _person_row(record, rgb, person, box, faces, tmp):
 def contact_sheet(photos, records, seen, faces, columns=2):
     """RGB uint8 picture: per found person, under a caption (photo, person, joints right), the
     demo's pictures (eval.demo_outputs) cut around the person: the network alone over the
-    photo, the fitted mesh over the photo, the fitted mesh's side view. None if nobody."""
+    photo, the fitted mesh over the photo, the fitted mesh's side view; the people not found
+    named at the bottom. None if nobody was found."""
     import tempfile
     from pathlib import Path
 
@@ -302,7 +305,11 @@ def contact_sheet(photos, records, seen, faces, columns=2):
     body = _stack([_stack(rows[i:i + per], 0) for i in range(0, len(rows), per)], 1, gap=12)
     title = ("left to right: the network alone, the fit (mesh over the photo, BlazePose's "
              "keypoints in orange), the fit's side view")
-    return _stack([_caption(title, body.shape[1]), body], 0)
+    parts = [_caption(title, body.shape[1]), body]
+    missed = [f"{r['photo']} / {r['name']}" for r in records if not r["found"]]
+    if missed:
+        parts.append(_caption("not found: " + ", ".join(missed), body.shape[1]))
+    return _stack(parts, 0)
 
 
 def write_sheet(path, sheet):

@@ -54,6 +54,7 @@ def test_score_counts_joints_within_the_tolerance_and_outside_joints_beyond_the_
     s = photo_eval.score(person, joints, 300, 300)
     assert (s["right"], s["annotated"], s["outside_ok"], s["outside"]) == (2, 4, 2, 3)
     assert s["errors_px"]["left_wrist"] == 40.0 and s["tolerance_px"] == 35.0
+    assert s["outside_in_frame"] == ["right_ankle"]
     assert not s["mirrored"]
 
 
