@@ -14,7 +14,7 @@ Example:
 --ckpt         a pose workdir or checkpoint prefix (default: pretrained/mixer_64_synth).
 --no-fit       the network alone (default: the fit runs, and the network alone is scored from
                the same run before its fit).
---out          the JSON summary (default: real_photos_eval.json in the current folder).
+--out          the JSON summary (default: demo_out/real_photos_eval.json).
 --sheet        also write a contact sheet PNG: per found person the network's and the fit's
                mesh over the photo and the fit's side view.
 --fetch        fetch the photos that are not committed (pinned ultralytics wheel, SHA-256
@@ -61,7 +61,7 @@ def parse_args(argv=None):
     parser.add_argument("--ckpt", default=DEFAULT_CKPT, help="workdir or checkpoint prefix")
     parser.add_argument("--fit", action=argparse.BooleanOptionalAction, default=True,
                         help="fit the body to the 2D keypoints (default: on)")
-    parser.add_argument("--out", type=Path, default=Path("real_photos_eval.json"))
+    parser.add_argument("--out", type=Path, default=Path("demo_out/real_photos_eval.json"))
     parser.add_argument("--sheet", type=Path, help="contact sheet PNG to write")
     parser.add_argument("--fetch", action="store_true", help="fetch the photos and exit")
     return parser.parse_args(argv)
