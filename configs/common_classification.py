@@ -39,6 +39,8 @@ def classification_config(arg, *, dataset, model, image_size, epochs, batch_size
         activation="relu",         # relu | leaky_relu | swish | gelu | era
         era=era_section(),
         norm_learnable="channel",  # channel: gamma/beta per channel; single: one scalar each
+        width_scale=1.0,           # x every hidden layer's units / channels (rounded, >= 1);
+                                   # tools/capacity_sweep.py sweeps it from 1/32 to 1
         width=64,                  # resnet18 only: width of the first stage
         stem="cifar",              # resnet18 only: cifar (3x3 conv) | imagenet (7x7/2 + pool)
     )

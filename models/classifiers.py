@@ -17,8 +17,14 @@ instance norm for conv features (`pose_era.era.build_norm`). The activation is a
   statistics to synchronise across replicas). `stem="cifar"` is one 3x3 conv; `stem="imagenet"`
   the usual 7x7/2 conv and 3x3/2 max pooling.
 
+`width_scale` multiplies every hidden layer's units / channels (rounded, at least 1), so one
+network is swept down in capacity (the supplement: rational activations help most where a network
+lacks capacity for its task; tools/capacity_sweep.py).
+
 Logits are float32 even under a mixed-precision policy (the loss is computed on them).
 """
+import math
+
 import keras
 from keras import layers
 
@@ -28,6 +34,13 @@ FCN_WIDTHS = (512, 256, 128)
 CNN_FILTERS = 64
 CNN_DENSE = 128
 RESNET18_BLOCKS = (2, 2, 2, 2)
+
+
+def scaled(units, width_scale):
+    """`units` x `width_scale`, rounded half up, at least 1 (x1/32 of a 16-unit layer is 1)."""
+    if not width_scale > 0:
+        raise ValueError(f"width_scale must be > 0, got {width_scale!r}")
+    return max(1, math.floor(units * width_scale + 0.5))
 
 
 def _norm_act(x, kind, activation, era, norm_learnable):
@@ -41,27 +54,27 @@ def _logits(x, num_classes):
 
 
 def fcn(input_shape, num_classes, activation="relu", era=None, norm_learnable="channel",
-        widths=FCN_WIDTHS):
+        widths=FCN_WIDTHS, width_scale=1.0):
     """Dense widths[0]-...-num_classes on the flattened image, layer norm before each activation."""
     inputs = keras.Input(input_shape, name="image")
     x = layers.Flatten()(inputs)
     for width in widths:
-        x = layers.Dense(width)(x)
+        x = layers.Dense(scaled(width, width_scale))(x)
         x = _norm_act(x, "dense", activation, era, norm_learnable)
     return keras.Model(inputs, _logits(x, num_classes), name="fcn")
 
 
 def cnn(input_shape, num_classes, activation="relu", era=None, norm_learnable="channel",
-        filters=CNN_FILTERS, dense=CNN_DENSE):
+        filters=CNN_FILTERS, dense=CNN_DENSE, width_scale=1.0):
     """Two 3x3 convs (instance norm), 2x2 max pooling, dense (layer norm), dense logits."""
     inputs = keras.Input(input_shape, name="image")
     x = inputs
     for _ in range(2):
-        x = layers.Conv2D(filters, 3, padding="same")(x)
+        x = layers.Conv2D(scaled(filters, width_scale), 3, padding="same")(x)
         x = _norm_act(x, "conv", activation, era, norm_learnable)
     x = layers.MaxPooling2D(2, padding="same")(x)
     x = layers.Flatten()(x)
-    x = layers.Dense(dense)(x)
+    x = layers.Dense(scaled(dense, width_scale))(x)
     x = _norm_act(x, "dense", activation, era, norm_learnable)
     return keras.Model(inputs, _logits(x, num_classes), name="cnn")
 
@@ -80,8 +93,9 @@ def _preact_block(x, width, stride, activation, era, norm_learnable):
 
 
 def resnet18(input_shape, num_classes, activation="relu", era=None, norm_learnable="channel",
-             width=64, stem="cifar"):
-    """Pre-activation ResNet-18; `width` scales all stages (64 = the standard network)."""
+             width=64, stem="cifar", width_scale=1.0):
+    """Pre-activation ResNet-18; `width` sets all stages (64 = the standard network)."""
+    width = scaled(width, width_scale)
     if stem not in ("cifar", "imagenet"):
         raise ValueError(f"resnet18 stem must be 'cifar' or 'imagenet', got {stem!r}")
     inputs = keras.Input(input_shape, name="image")
@@ -100,10 +114,10 @@ def resnet18(input_shape, num_classes, activation="relu", era=None, norm_learnab
 
 
 def build(name, input_shape, num_classes, activation="relu", era=None, norm_learnable="channel",
-          **kwargs):
+          width_scale=1.0, **kwargs):
     """The classifier called `name` (fcn, cnn, resnet18); kwargs go to its builder."""
     builders = {"fcn": fcn, "cnn": cnn, "resnet18": resnet18}
     if name not in builders:
         raise ValueError(f"unknown classifier '{name}'; choose one of: {', '.join(builders)}")
     return builders[name](input_shape, num_classes, activation=activation, era=era,
-                          norm_learnable=norm_learnable, **kwargs)
+                          norm_learnable=norm_learnable, width_scale=width_scale, **kwargs)

@@ -54,6 +54,29 @@ def test_fcn_and_cnn_parameter_counts_and_shapes(learnable):
     assert fcn(x).dtype == tf.float32
 
 
+@pytest.mark.parametrize("scale", [1 / 32, 1.0])
+def test_width_scale_scales_every_hidden_layer(scale):
+    # hand count at the digits shape (16x16x1): x1/32 = FCN 16-8-4, CNN 2 filters and dense 4
+    f1, f2, f3 = (16, 8, 4) if scale < 1 else (512, 256, 128)
+    fcn = classifiers.fcn((16, 16, 1), 10, width_scale=scale)
+    assert fcn.count_params() == (_dense(256, f1) + 2 * f1 + _dense(f1, f2) + 2 * f2
+                                  + _dense(f2, f3) + 2 * f3 + _dense(f3, 10))
+    c, d = (2, 4) if scale < 1 else (64, 128)
+    cnn = classifiers.cnn((16, 16, 1), 10, width_scale=scale)
+    assert cnn.count_params() == (_conv(3, 1, c) + 2 * c + _conv(3, c, c) + 2 * c
+                                  + _dense(8 * 8 * c, d) + 2 * d + _dense(d, 10))
+    config = config_lib.load_config("digits_cnn")
+    config.model.width_scale = scale
+    assert ClassificationTask(config).build_model().count_params() == cnn.count_params()
+
+
+def test_width_scale_rounds_half_up_and_keeps_one_unit():
+    assert [classifiers.scaled(n, 0.3) for n in (512, 5, 1)] == [154, 2, 1]
+    assert classifiers.scaled(64, 1 / 128) == 1 and classifiers.scaled(128, 1 / 1000) == 1
+    with pytest.raises(ValueError, match="width_scale must be > 0"):
+        classifiers.scaled(64, 0)
+
+
 def test_era_adds_one_parameter_set_per_activation():
     relu = classifiers.cnn((8, 8, 3), 10)
     era = classifiers.cnn((8, 8, 3), 10, activation="era", era=ERA2)
@@ -351,6 +374,7 @@ def test_imagenet_folders_and_tfrecords(tmp_path):
     ("model.activation=foo", "unknown activation"),
     ("data.name=svhn", "unknown classification dataset"),
     ("model.norm_learnable=both", "channel, single"),
+    ("model.width_scale=0", "width_scale must be > 0"),
 ])
 def test_bad_model_or_data_settings_exit_2_with_one_line(override, words, capsys):
     assert train.main(["--config", "digits_cnn", "--dry_run", "--set", override]) == 2

@@ -39,7 +39,8 @@ class ClassificationTask(Task):
         try:
             return classifiers.build(m.name, data.image_shape(config), data.num_classes(config),
                                      activation=m.activation, era=m.era.to_dict(),
-                                     norm_learnable=m.norm_learnable, **kwargs)
+                                     norm_learnable=m.norm_learnable,
+                                     width_scale=m.width_scale, **kwargs)
         except ValueError as err:
             raise ConfigError(f"config model/data: {err}") from None
 
