@@ -46,28 +46,36 @@ VARIANTS = {
 
 
 def run_one(spec, overrides, workdir):
-    """Trains one config through the driver; returns (test accuracy or None if diverged, s)."""
+    """Trains one config through the driver, or reads back the finished run in `workdir`.
+
+    Returns {"accuracy": test accuracy (None: diverged), "seconds", "steps" (reached),
+    "params", "diverged_because"}: a run stopped by the driver's loss or weight guard is a
+    result (diverged), not an error, so a sweep records it and goes on.
+    """
     done = workdir / "done.json"
     if done.is_file():
-        record = json.loads(done.read_text())
-        return record["accuracy"], record["seconds"]
+        return json.loads(done.read_text())
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.time()
     config = config_lib.apply_overrides(config_lib.load_config(spec), overrides)
-    accuracy = None
+    accuracy = because = None
     with open(workdir / "run.log", "a") as log, contextlib.redirect_stdout(log), \
             contextlib.redirect_stderr(log):
+        trainer = train.Trainer(config, workdir)
         try:
-            train.Trainer(config, workdir).fit()
+            trainer.fit()
             accuracy = json.loads((workdir / "eval" / "train_eval.json").read_text())["accuracy"]
         except train.NonFiniteLossError as err:
+            because = str(err)
             print(f"diverged: {err}")
-    seconds = time.time() - started
+    record = {"accuracy": accuracy, "seconds": time.time() - started,
+              "steps": int(trainer.step.numpy()), "params": trainer.model.count_params(),
+              "diverged_because": because}
     keras.backend.clear_session()
     tmp = done.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"accuracy": accuracy, "seconds": seconds}))
+    tmp.write_text(json.dumps(record))
     tmp.replace(done)
-    return accuracy, seconds
+    return record
 
 
 def cell(accuracies):
@@ -122,8 +130,9 @@ def main(argv=None):
             for variant, overrides in VARIANTS.items():
                 for seed in seeds:
                     workdir = root / model / variant.replace(" ", "_") / f"seed{seed}"
-                    acc, secs = run_one(spec, [*args.set, *overrides, f"train.seed={seed}"],
-                                        workdir)
+                    record = run_one(spec, [*args.set, *overrides, f"train.seed={seed}"],
+                                     workdir)
+                    acc, secs = record["accuracy"], record["seconds"]
                     results[(model, variant)].append(acc)
                     seconds[model].append(secs)
                     shown = "diverged" if acc is None else f"{100 * acc:.2f} %"
