@@ -152,6 +152,11 @@ def pooled(rows):
     return out
 
 
+def _in_order(groups):
+    """Cells sorted as MODELS lists the models (FCN first), then by width."""
+    return sorted(groups.items(), key=lambda item: (list(MODELS).index(item[0][0]), item[0][1:]))
+
+
 def _entry(rows):
     """{"runs": finished rows with "error" (test error, %), "diverged": count}."""
     return {"runs": [{**r, "error": 100.0 * (1.0 - r["accuracy"])} for r in rows
@@ -167,7 +172,7 @@ def sweep_grid(rows):
         if r["clip_norm"] == 0 and r["init"] in (None, "swish"):
             groups[(r["model"], r["width_scale"])][r["activation"]].append(r)
     return {cell: {a: _entry(acts[a]) for a in ACTIVATIONS}
-            for cell, acts in sorted(groups.items())}
+            for cell, acts in _in_order(groups)}
 
 
 def table1_grid(rows):
@@ -183,7 +188,7 @@ def table1_grid(rows):
             groups[cell][(r["init"], r["clip_norm"] > 0)].append(r)
     arms = [(i, c) for i in INITS for c in (False, True)]
     return clip, {cell: {arm: _entry(found[arm]) for arm in arms}
-                  for cell, found in sorted(groups.items())}
+                  for cell, found in _in_order(groups)}
 
 
 def cell_text(entry):
@@ -232,12 +237,13 @@ def table1_table(clip, grid):
 
 
 def figure(grid, path):
-    """Test error against width (log x), a line per activation, error bars of one std, a panel
-    per model."""
+    """Test error against width (log x and y: x1 errors are ~10x smaller than x1/32's), a line
+    per activation, error bars of one std, a panel per model."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    models = sorted({m for m, _ in grid})
+    from matplotlib.ticker import FuncFormatter
+    models = [m for m in MODELS if any(m == model for model, _ in grid)]
     fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4.2), squeeze=False)
     for ax, model in zip(axes[0], models):
         scales = sorted(s for m, s in grid if m == model)
@@ -250,6 +256,9 @@ def figure(grid, path):
                 ax.errorbar(xs, ms, yerr=sds, marker="o", capsize=3, label=a,
                             linestyle="-" if a in ERAS else "--")
         ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        for axis_format in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+            axis_format(FuncFormatter(lambda value, _: f"{value:g}"))
         ax.set_xticks(scales, [width_label(s) for s in scales])
         ax.set_xlabel(f"{model.upper()} width multiplier (model.width_scale)")
         ax.set_ylabel("digits test error (%)")
@@ -269,7 +278,7 @@ def report(rows, figure_path):
     if len(kept) < len(rows):
         print(f"{len(rows) - len(kept)} rows of other protocols (epochs, --set) left out")
     rows = kept
-    for model in sorted({r["model"] for r in rows}):
+    for model in [m for m in MODELS if any(r["model"] == m for r in rows)]:
         r0 = next(r for r in rows if r["model"] == model)
         print(f"{model}: {sum(r['model'] == model for r in rows)} runs, {r0['epochs']} epochs, "
               f"--set {' '.join(r0['set']) or '(none)'}")
