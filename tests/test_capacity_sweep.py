@@ -93,7 +93,8 @@ def test_table1_plan_reaches_the_config():
 
 
 @pytest.mark.parametrize("argv", [["--table1", "--activations", "relu"], ["--widths", "0"],
-                                  ["--widths", "1/x"], ["--models", "mlp"], ["--clip", "0"]])
+                                  ["--widths", "1/x"], ["--models", "mlp"], ["--clip", "0"],
+                                  ["--set", "train.steps=2", "optimizer.clip_norm=1"]])
 def test_bad_arguments_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as err:
         sweep.parse_args(argv)

@@ -47,6 +47,9 @@ INITS = ("random", "swish")
 # What makes two runs the same run (resume) and two rows the same protocol (pooling).
 KEY = ("model", "width_scale", "activation", "init", "clip_norm", "seed", "epochs", "set")
 PROTOCOL = ("epochs", "set")
+# Keys the tool sets per run (overrides()); a --set of one would be silently overwritten.
+RUN_KEYS = ("model.width_scale", "optimizer.clip_norm", "train.seed", "model.activation",
+            "model.era.degree", "model.era.init")
 
 
 def _widths(text):
@@ -95,6 +98,10 @@ def parse_args(argv=None):
         p.error(f"--table1 compares ERA inits: --activations must be among {', '.join(ERAS)}")
     if args.clip <= 0:
         p.error("--clip must be > 0 (the clipped arm of --table1)")
+    taken = [item for item in args.set if item.partition("=")[0] in RUN_KEYS]
+    if taken:
+        p.error(f"--set {taken[0]}: the tool sets this key per run; use --widths, "
+                "--activations, --seeds, --table1 or --clip")
     return args
 
 
