@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pose_era import io  # noqa: E402
 from tools.paper_claims import ACTIVATIONS, best_fixed, mean_std, welch_interval  # noqa: E402
-from tools.paper_sweep import _list  # noqa: E402
+from tools.paper_sweep import comma_list, load_rows  # noqa: E402
 
 MODELS = {"fcn": "digits_fcn", "cnn": "digits_cnn"}
 ERAS = {"era2": 2, "era4": 4}
@@ -55,7 +55,7 @@ RUN_KEYS = ("model.width_scale", "optimizer.clip_norm", "train.seed", "model.act
 def _widths(text):
     """'1/32,1/2,1' -> [0.03125, 0.5, 1.0]."""
     widths = []
-    for item in _list(str)(text):
+    for item in comma_list(str)(text):
         try:
             value = Fraction(item)
         except (ValueError, ZeroDivisionError):
@@ -75,12 +75,12 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--models", type=_list(str, tuple(MODELS)), default=list(MODELS))
+    p.add_argument("--models", type=comma_list(str, tuple(MODELS)), default=list(MODELS))
     p.add_argument("--widths", type=_widths,
                    help="width multipliers (default 1/32,1/16,1/8,1/4,1/2,1; --table1: 1)")
-    p.add_argument("--activations", type=_list(str, ACTIVATIONS),
+    p.add_argument("--activations", type=comma_list(str, ACTIVATIONS),
                    help=f"default {','.join(ACTIVATIONS)}; --table1: era2,era4")
-    p.add_argument("--seeds", type=_list(int), default=[0, 1, 2])
+    p.add_argument("--seeds", type=comma_list(int), default=[0, 1, 2])
     p.add_argument("--table1", action="store_true",
                    help="the supplement's Table 1: ERA random vs swish init, clip 0 vs --clip")
     p.add_argument("--clip", type=float, default=1.0, help="--table1's clip_norm (default 1.0)")
@@ -129,18 +129,6 @@ def overrides(run, extra):
 
 def key(row):
     return tuple(json.dumps(row[k]) for k in KEY)
-
-
-def load_rows(path):
-    """The rows of an existing --out ([] when there is none)."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    try:
-        return json.loads(path.read_text())["rows"]
-    except (ValueError, KeyError) as err:
-        raise SystemExit(f"capacity_sweep: {path} is not a sweep JSON ({err}); move it away or "
-                         "give another --out")
 
 
 # Statistics: pure functions of rows (tested on made-up rows, tests/test_capacity_sweep.py).
@@ -300,7 +288,7 @@ def report(rows, figure_path):
 
 def main(argv=None):
     args = parse_args(argv)
-    rows = load_rows(args.out)
+    rows = load_rows(args.out, "capacity_sweep")
     if args.report:
         if not rows:
             print(f"capacity_sweep: no rows in {args.out}; run the sweep first", file=sys.stderr)

@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _list(kind, choices=None):
+def comma_list(kind, choices=None):
+    """argparse type: a comma-separated list of `kind` (int or str), each in `choices`."""
     def parse(text):
         items = [t.strip() for t in text.split(",") if t.strip()]
         if kind is int:
@@ -48,11 +49,11 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--heads", type=_list(str, HEADS), default=["transformer", "mixer"])
-    p.add_argument("--widths", type=_list(int), default=[16, 64, 256])
-    p.add_argument("--activations", type=_list(str, tuple(ACTIVATIONS)),
+    p.add_argument("--heads", type=comma_list(str, HEADS), default=["transformer", "mixer"])
+    p.add_argument("--widths", type=comma_list(int), default=[16, 64, 256])
+    p.add_argument("--activations", type=comma_list(str, tuple(ACTIVATIONS)),
                    default=list(ACTIVATIONS))
-    p.add_argument("--seeds", type=_list(int), default=[0, 1, 2])
+    p.add_argument("--seeds", type=comma_list(int), default=[0, 1, 2])
     p.add_argument("--out", default="docs/results/paper_sweep.json")
     p.add_argument("--ckpt", default="pretrained/mixer_64_synth",
                    help="released pose workdir whose backbone, MarkerPoser and data are used")
@@ -77,8 +78,9 @@ def parse_args(argv=None):
     return args
 
 
-def load_rows(path):
-    """The rows of an existing sweep JSON ([] when there is none)."""
+def load_rows(path, tool="paper_sweep"):
+    """The rows of an existing sweep JSON ([] when there is none); a file that is not one
+    stops `tool` with one line."""
     import json
     path = Path(path)
     if not path.is_file():
@@ -86,7 +88,7 @@ def load_rows(path):
     try:
         return json.loads(path.read_text())["rows"]
     except (ValueError, KeyError) as err:
-        raise SystemExit(f"paper_sweep: {path} is not a sweep JSON ({err}); move it away or "
+        raise SystemExit(f"{tool}: {path} is not a sweep JSON ({err}); move it away or "
                          "give another --out")
 
 
