@@ -50,4 +50,5 @@ def test_cells_pool_one_backbone_and_protocol_and_count_divergence(tmp_path, cap
     assert claims.main(["--rows", str(path), "--figure", str(tmp_path / "fig.png")]) == 0
     out = capsys.readouterr().out
     assert "1 diverged" in out and (tmp_path / "fig.png").stat().st_size > 10_000
+    assert "106.0 ± 1.0 (3) [paper 47.3 ± 1.1]" in out     # ours beside Table 9
     assert claims.main(["--rows", str(tmp_path / "missing.json")]) == 2
