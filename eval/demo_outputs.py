@@ -118,7 +118,8 @@ def enlarged(image, K, min_side=MIN_PICTURE_SIDE):
 def write_pictures(out, stem, image, person, faces, compare=False):
     """STEM_overlay.png (mesh over the photo, person box in green, keypoints) and
     STEM_side.png (mesh turned 90 degrees; with compare, our H36M-17 joints in red and
-    BlazePose's world landmarks mapped to H36M-17, placed at our pelvis, in blue); both at
+    BlazePose's world landmarks mapped to H36M-17 in the camera's axes, placed at our pelvis,
+    in blue); both at
     least MIN_PICTURE_SIDE px on their longer side (`enlarged`)."""
     from pose_era import renderer  # only the pictures need it
 
@@ -147,7 +148,8 @@ def write_pictures(out, stem, image, person, faces, compare=False):
 
         _draw_skeleton(side_image, turn(ours), K, (0.9, 0.1, 0.1))
         if person.landmarks is not None:
-            theirs = person.landmarks.world_h36m17() + ours[0]   # BlazePose's origin: mid-hip
+            # BlazePose's origin: mid-hip
+            theirs = person.landmarks.world_h36m17(person.K_full) + ours[0]
             _draw_skeleton(side_image, turn(theirs), K, (0.1, 0.2, 0.9))
     paths = []
     for name, rgb in ((f"{stem}_overlay.png", over), (f"{stem}_side.png", side_image)):

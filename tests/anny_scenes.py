@@ -24,3 +24,28 @@ def scenes(n=8, seed=0):
     for ex in examples:
         ex["rgb"] = cv2.imdecode(np.frombuffer(ex["jpeg"], np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
     return tuple(examples)
+
+
+@functools.lru_cache(maxsize=1)
+def _maker():
+    return SceneMaker(anny_body(), image_size=SIZE)
+
+
+def render_at(ex, root, K, height, width):
+    """Scene `ex`'s body (its betas and pose) with its root joint moved to `root` (camera
+    frame, metres), rendered with camera K at width x height in the scene maker's look over
+    grey: (rgb uint8, the body's outputs as NumPy arrays)."""
+    from data_pipelines.synthetic import sampler
+    from data_pipelines.synthetic.scene import composite
+    from pose_era import renderer
+    body, maker = anny_body(), _maker()
+    rest_root = body.rest_joints(ex["betas"][None])[0, maker.root].numpy()
+    transl = (np.asarray(root, np.float32) - rest_root)[None]
+    out = {k: v.numpy()[0] for k, v in body.from_labels(ex["betas"][None], ex["pose"][None],
+                                                        transl).items()}
+    frags = renderer.rasterize(out["vertices"], body.faces, K, height, width)
+    look = np.random.default_rng(0)
+    render = renderer.shade(out["vertices"], body.faces, frags,
+                            colors=sampler.sample_appearance(maker.regions, look),
+                            **sampler.sample_lighting(look))
+    return composite(render, np.full((height, width, 3), 110, np.uint8), look), out

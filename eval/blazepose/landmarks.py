@@ -10,8 +10,16 @@ between the hips, camera-aligned axes of the ROI: rotated back by the ROI's rota
 WorldLandmarkProjectionCalculator does). The first 33 are the pose landmarks; 33-38 are
 auxiliary points for tracking. LandmarkProjectionCalculator's rotation maps ROI offsets to the
 image.
+
+The world landmarks' axes are those of a camera looking straight at the ROI's centre, not the
+photo's camera: on bodies rendered across a wide photo (docs/eval_demo.md) the rotation that
+best aligns them to the true joints turns with the ray through the person (ray yaw -36, -20,
++20, +36 degrees -> best-fit yaw -35, -17, +19, +40 for one body, alike for three others), so
+`view_rotation` turns them into the camera frame.
 """
 import numpy as np
+
+from pose_era import geometry
 
 INPUT_SIZE = 256
 NUM_POSE = 33
@@ -66,3 +74,15 @@ def decode(raw_landmarks, raw_world, roi):
     world = raw_world.reshape(-1, 3)[:NUM_POSE].astype(np.float64)
     world = np.concatenate([world[:, :2] @ r.T, world[:, 2:]], axis=1)
     return out.astype(np.float32), world.astype(np.float32)
+
+
+def view_rotation(K, pixel):
+    """(3, 3) rotation from the frame of a camera looking at `pixel` (x, y) to the camera of
+    intrinsics K: the smallest turn taking the optical axis onto that pixel's ray."""
+    ray = np.linalg.solve(np.asarray(K, np.float64), [pixel[0], pixel[1], 1.0])
+    ray /= np.linalg.norm(ray)
+    axis = np.cross([0.0, 0.0, 1.0], ray)
+    sin = np.linalg.norm(axis)
+    angle = np.arctan2(sin, ray[2])
+    rotvec = axis / sin * angle if sin > 1e-12 else np.zeros(3)
+    return geometry.axis_angle_to_matrix(rotvec[None]).numpy()[0]

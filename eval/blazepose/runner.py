@@ -35,9 +35,26 @@ class Person:
         xy, vis = keypoints.convert(self.landmarks[:, :2], self.landmarks[:, 3], keypoints.COCO17)
         return np.concatenate([xy, vis[:, None]], axis=1).astype(np.float32)
 
-    def world_h36m17(self):
-        """(17, 3) H36M-17 from the world landmarks (metres, origin between the hips)."""
-        return keypoints.convert(self.world, self.landmarks[:, 3], keypoints.H36M17)[0]
+    def coco17_presence(self):
+        """(17,) COCO-17 presence: how likely each keypoint is inside the image at all."""
+        return keypoints.convert(self.landmarks[:, :2], self.landmarks[:, 4],
+                                 keypoints.COCO17)[1]
+
+    def world_camera(self, K):
+        """(33, 3) world landmarks (metres, origin between the hips) with the axes of the
+        photo's camera of intrinsics K (landmarks.view_rotation)."""
+        return self.world @ landmarks.view_rotation(K, self.roi.center).T.astype(np.float32)
+
+    def world_coco17(self, K):
+        """(17, 4) COCO-17 from the world landmarks in the camera's axes + visibility."""
+        xyz, vis = keypoints.convert(self.world_camera(K), self.landmarks[:, 3],
+                                     keypoints.COCO17)
+        return np.concatenate([xyz, vis[:, None]], axis=1).astype(np.float32)
+
+    def world_h36m17(self, K):
+        """(17, 3) H36M-17 from the world landmarks in the camera's axes."""
+        return keypoints.convert(self.world_camera(K), self.landmarks[:, 3],
+                                 keypoints.H36M17)[0]
 
 
 def _interpreter(name, num_threads):
