@@ -69,16 +69,18 @@ def synthetic_dir(config):
 
 def _synthetic_folder(config, split):
     """The synthetic dataset folder with `split` ("train" | "test") in it: an existing data.dir
-    is read as it is; otherwise the split is made there (or in the default cache folder) on
-    first use, and only that split, so evaluating renders no training images."""
+    that has the split is read as it is; otherwise the split is made there (or in the default
+    cache folder) on first use, and only that split, so evaluating renders no training images
+    (a folder our writer made with one split gets the other added beside it, e.g. a training run
+    that evaluates)."""
     data = _data(config)
     directory = synthetic_dir(config)
     body = config.body.path or None
     if data.dir and os.path.isdir(directory):
-        from data_pipelines.synthetic.writer import check_body_model, check_split
+        from data_pipelines.synthetic.writer import check_body_model, made_splits, read_meta
         check_body_model(directory, body)  # labels sized for another body model fail late
-        check_split(directory, split)
-        return directory
+        if split in made_splits(read_meta(directory)):
+            return directory
     from data_pipelines.synthetic import ensure_synthetic_dataset
     return str(ensure_synthetic_dataset(directory, int(data.synth_train), int(data.synth_test),
                                         int(data.synth_seed), body_path=body,

@@ -211,18 +211,6 @@ def made_splits(meta):
     return set(meta.get("splits", SPLITS))
 
 
-def check_split(directory, split):
-    """FileNotFoundError, naming the command that adds it, when the dataset folder `directory`
-    lacks `split` (evaluation made only the test split)."""
-    meta = read_meta(directory)
-    if split not in made_splits(meta):
-        raise FileNotFoundError(
-            f"{directory} has no {split} split yet (only {', '.join(sorted(made_splits(meta)))}); "
-            f"add it with: python tools/make_synth.py --out {directory} --train {meta['train']} "
-            f"--test {meta['test']} --seed {meta['seed']} --image-size {meta['image_size']} "
-            f"--max-yaw {meta['max_yaw']:g}")
-
-
 def check_body_model(directory, body_path=None):
     """ValueError when the dataset in `directory` was made with another body model than
     `body_path` (default: the cached Anny model): its labels would not fit the model's sizes.
