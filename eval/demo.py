@@ -8,9 +8,12 @@ same code. Steps (docs/eval_demo.md):
    network's input with the readers' warp, and its intrinsics (pose_era.geometry);
 3. network: the pose model's prediction in the photo's camera frame;
 4. fit (optional): eval.fitting refines pose, shape and translation to the COCO-17
-   keypoints mapped from the landmarks, in the crop's camera;
+   keypoints mapped from the landmarks and to their 3D world landmarks, in the crop's camera;
+   keypoints outside the photo, or that BlazePose rates absent, are not fitted: their limbs
+   take a natural pose and stay out of the photo;
 5. check: a person whose keypoints are too few or whose fit ends far from them is marked
-   unreliable, with the reasons (`unreliable_because`), so that no answer is silently wrong.
+   unreliable, with the reasons (`unreliable_because`), so that no answer is silently wrong;
+   every person with landmarks gets its 3D agreement with them (`world_agreement_mm`).
 The camera of an unknown photo: focal sqrt(W^2 + H^2), principal point at the centre.
 """
 from dataclasses import dataclass, field
@@ -38,6 +41,8 @@ MIN_SEEN = 6           # fewer seen COCO-17 keypoints: the five of the face alon
 TORSO = tuple(constants.COCO17_NAMES.index(f"{side}_{part}") for part in ("shoulder", "hip")
               for side in ("left", "right"))
 MIN_TORSO = 2          # one torso point fixes neither the torso's size nor its tilt
+LIMB12 = tuple(constants.COCO17_NAMES.index(f"{side}_{part}") for part in (
+    "shoulder", "elbow", "wrist", "hip", "knee", "ankle") for side in ("left", "right"))
 MAX_RESIDUAL = 0.05    # mean distance of the seen keypoints from the fitted body's, as a fraction
                        # of the person box's longer side: converged fits on rendered people end
                        # at 0.5-1.7 %, the network's own guesses at 2-22 %
@@ -144,20 +149,24 @@ class Person:
     network: dict = None            # the network's prediction when a fit replaced `pred`
     fit: dict = None                # reprojection errors (photo pixels), steps, reverted
     unreliable_because: list = field(default_factory=list)   # [] = no reason found
+    world_agreement_mm: float = None  # world_agreement_mm(pred, landmarks), when they ran
 
 
-def unreliable_because(keypoints, image_shape, box, fitted=None):
+def unreliable_because(keypoints, image_shape, box, fitted=None, absent=None):
     """Why a person's result should not be trusted, as sentences ([] = no reason found).
 
     keypoints: (17, 3) COCO-17 photo pixels + visibility, or None (no landmarks: nothing checks
     the network's guess); box (x, y, w, h); fitted: (17, 2) the fitted body's COCO-17 keypoints
-    projected into the photo, when the fit ran."""
+    projected into the photo, when the fit ran; absent: (17,) bool, keypoints BlazePose rates
+    absent from the photo wherever it drew them (not seen: the fit does not follow them)."""
     if keypoints is None:
         return ["BlazePose found no body, so no 2D keypoints check the network's guess"]
     h, w = image_shape[:2]
     xy = keypoints[:, :2]
     seen = ((keypoints[:, 2] >= MIN_VISIBILITY) & (xy[:, 0] >= 0) & (xy[:, 0] < w)
             & (xy[:, 1] >= 0) & (xy[:, 1] < h))
+    if absent is not None:
+        seen &= ~np.asarray(absent, bool)
     reasons = []
     if seen.sum() < MIN_SEEN:
         reasons.append(f"only {seen.sum()} of the 17 keypoints are seen in the photo (at least "
@@ -174,6 +183,22 @@ def unreliable_because(keypoints, image_shape, box, fitted=None):
                            f"average ({residual / side:.0%} of the person box; at most "
                            f"{MAX_RESIDUAL:.0%})")
     return reasons
+
+
+def project(points, K):
+    """(N, 3) camera-frame points -> (N, 2) pixels of the camera K (3, 3)."""
+    return geometry.project(tf.constant(points[None], tf.float32),
+                            tf.constant(K[None], tf.float32)).numpy()[0]
+
+
+def world_agreement_mm(coco17, world):
+    """How far our 3D body is from BlazePose's world landmarks, an independent estimate
+    learnt from real people: the mean distance (mm) of the 12 limb joints (LIMB12) after
+    Procrustes alignment (scale, rotation, translation), coco17 (17, 3) and world (17, >=3)."""
+    ours = tf.constant(np.asarray(coco17, np.float64)[None, list(LIMB12)])
+    theirs = tf.constant(np.asarray(world, np.float64)[None, list(LIMB12), :3])
+    aligned = geometry.procrustes_align(ours, theirs)
+    return float(1000.0 * tf.reduce_mean(tf.norm(aligned - theirs, axis=-1)))
 
 
 class Pipeline:
@@ -208,11 +233,23 @@ class Pipeline:
         out = self.model({"image": crop[None], "K": tf.constant(K_crop[None])}, training=False)
         return crop_xyxy, K_crop, {k: np.asarray(v)[0] for k, v in out.items()}
 
-    def fit(self, pred, K_crop, crop_xyxy, keypoints):
-        """Fits pred to COCO-17 photo keypoints (17, 3); returns (fitted dict, fit report)."""
+    def fit(self, pred, K_crop, crop_xyxy, keypoints, world=None, image_shape=None, absent=None):
+        """Fits pred to COCO-17 photo keypoints (17, 3) and, when given, BlazePose's world
+        keypoints (17, 4) in the camera's axes. With the photo's shape (H, W, ...), keypoints
+        outside the photo are kept outside it instead of fitted; `absent` (17,) bool marks
+        keypoints BlazePose thinks are not in the photo wherever it drew them (presence below
+        0.5): not fitted either; the limbs of both get a natural pose (eval.fitting). Returns
+        (fitted dict, fit report)."""
         kp = to_crop(keypoints, crop_xyxy, self.size)
+        frame = None
+        if image_shape is not None:
+            h, w = image_shape[:2]
+            corners = to_crop(np.array([[0.0, 0.0, 1.0], [w, h, 1.0]]), crop_xyxy, self.size)
+            frame = corners[:, :2].reshape(1, 4)
         out = self.fitter.fit(K_crop[None], kp[None], pred["rotmats"][None],
-                              pred["betas"][None], pred["transl"][None])
+                              pred["betas"][None], pred["transl"][None],
+                              None if world is None else world[None], frame,
+                              None if absent is None else absent[None])
         fitted = {k: np.asarray(v)[0] for k, v in out.items()}
         px = float(crop_xyxy[2] - crop_xyxy[0]) / self.size      # crop pixel -> photo pixels
         report = {"reprojection_error_px": float(fitted.pop("reprojection_error")) * px,
@@ -233,14 +270,19 @@ class Pipeline:
                 person.stages.append("landmarks")
                 person.keypoints = lm.coco17()
             person.stages.append("network")
-            fitted = None
+            fitted = world = absent = None
+            if lm is not None:
+                world = lm.world_coco17(K_full)
+                absent = lm.coco17_presence() < bp_landmarks.MIN_PRESENCE
             if fit and self.fitter is not None and person.keypoints is not None:
                 person.network = pred
-                person.pred, person.fit = self.fit(pred, K_crop, crop_xyxy, person.keypoints)
+                person.pred, person.fit = self.fit(pred, K_crop, crop_xyxy, person.keypoints,
+                                                   world, rgb.shape, absent)
                 person.stages.append("fit")
-                fitted = geometry.project(tf.constant(person.pred["coco17"][None]),
-                                          tf.constant(K_full[None])).numpy()[0]
+                fitted = project(person.pred["coco17"], K_full)
+            if world is not None:
+                person.world_agreement_mm = world_agreement_mm(person.pred["coco17"], world)
             person.unreliable_because = unreliable_because(person.keypoints, rgb.shape, box,
-                                                           fitted)
+                                                           fitted, absent)
             results.append(person)
         return results

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 import trimesh
 
-from eval.demo import MIN_VISIBILITY
+from eval.demo import MIN_VISIBILITY, project
 from pose_era import constants, geometry
 from pose_era.io import write_via_path
 
@@ -67,7 +67,12 @@ def write_params(out, stem, person, body, image_shape, prefix, step):
             "blazepose33": _listed(lm.landmarks),
             "blazepose33_format": "x, y, z (photo pixels; z relative), visibility, presence",
             "world33": _listed(lm.world)},
+        "joints": {"coco17_2d": _listed(project(pred["coco17"], person.K_full)),
+                   "coco17_3d": _listed(pred["coco17"]), "names": list(constants.COCO17_NAMES),
+                   "format": "the mesh's COCO-17 joints: photo pixels x, y; camera frame "
+                             "x, y, z metres"},
         "fit": person.fit,
+        "world_agreement_mm": person.world_agreement_mm,
         "reliable": not person.unreliable_because,
         "unreliable_because": list(person.unreliable_because),
         "checkpoint": {"prefix": str(prefix), "step": int(step)},
@@ -95,8 +100,7 @@ def draw_keypoints(image, keypoints, color=(1.0, 0.3, 0.1)):
 
 
 def _draw_skeleton(image, joints, K, color):
-    uv = geometry.project(tf.constant(joints[None], tf.float32), tf.constant(K[None])).numpy()[0]
-    pts = [tuple(int(round(v)) for v in p) for p in uv]
+    pts = [tuple(int(round(v)) for v in p) for p in project(joints, K)]
     for a, b in H36M_LIMBS:
         cv2.line(image, pts[a], pts[b], color, _line_width(image.shape) * 2, cv2.LINE_AA)
 

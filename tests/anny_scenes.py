@@ -49,3 +49,16 @@ def render_at(ex, root, K, height, width):
                             colors=sampler.sample_appearance(maker.regions, look),
                             **sampler.sample_lighting(look))
     return composite(render, np.full((height, width, 3), 110, np.uint8), look), out
+
+
+@functools.lru_cache(maxsize=1)
+def released_pipeline():
+    """The demo's pipeline (eval.demo.Pipeline: BlazePose, the released network, the fit with
+    its defaults) on the released model pretrained/mixer_64_synth (the Anny body)."""
+    from eval import demo
+    from eval.blazepose import BlazePose
+    from eval.fitting import Fitter
+    from training import checkpoints
+    config, model, _ = checkpoints.restore("pretrained/mixer_64_synth")
+    size = int(config.data.image_size)
+    return demo.Pipeline(model, size, BlazePose(), Fitter(anny_body(), size))

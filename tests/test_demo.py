@@ -5,6 +5,7 @@ M_0), so with --no-fit its mesh, projected with the full image's camera from the
 inside the person's box: a check of the crop, the crop intrinsics and the full-image camera.
 """
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -70,6 +71,14 @@ def test_rendered_person_is_found_fitted_and_written(workdir, tmp_path, capsys):
     assert params["reliable"] is True and params["unreliable_because"] == []
     assert "unreliable" not in err
     assert np.isfinite(_obj_vertices(out / "person.obj")).all()
+    joints = params["joints"]
+    assert joints["names"] == list(constants.COCO17_NAMES)
+    xyz, K = np.array(joints["coco17_3d"]), np.array(params["camera"]["K"])
+    uv = xyz @ K.T
+    np.testing.assert_allclose(np.array(joints["coco17_2d"]), uv[:, :2] / uv[:, 2:], atol=0.05)
+    agreement = params["world_agreement_mm"]
+    assert 0 < agreement < 1000
+    assert f"person: 3D agreement with BlazePose's world landmarks {agreement:.0f} mm" in stdout
 
 
 def test_a_person_cut_off_below_the_face_is_unreliable(workdir, tmp_path, capsys):
@@ -89,9 +98,42 @@ def test_a_person_cut_off_below_the_face_is_unreliable(workdir, tmp_path, capsys
     assert len(lines) == 1 and lines[0].startswith("warning: head: the result is unreliable: ")
 
 
+def test_a_body_cut_at_the_hips_keeps_its_legs_outside_the_photo(tmp_path, capsys):
+    """A rendered person seen from behind, the photo cut just below the hips, through the CLI
+    with the released model: the fitted knees and ankles project below the photo (BlazePose
+    draws its guesses for them squeezed just past the border), the upper body still matches,
+    and the body stands: torso upright, legs straight below the hips (not lying, not
+    crouched)."""
+    ex = scenes()[0]
+    kp, names = ex["kp2d"], list(constants.COCO17_NAMES)
+    hips = [names.index(f"{s}_hip") for s in ("left", "right")]
+    cut = int(kp[hips, 1].max() + 0.06 * np.ptp(kp[:, 1]))
+    image = tmp_path / "cut.png"
+    cv2.imwrite(str(image), ex["rgb"][:cut, :, ::-1])
+    released = Path(__file__).resolve().parents[1] / "pretrained" / "mixer_64_synth"
+    code, _, err = _run([str(image), "--ckpt", str(released), "--out", str(tmp_path)], capsys)
+    assert code == 0, err
+    params = json.loads((tmp_path / "cut.json").read_text())
+    uv, xyz = np.array(params["joints"]["coco17_2d"]), np.array(params["joints"]["coco17_3d"])
+    legs = [names.index(f"{s}_{p}") for s in ("left", "right") for p in ("knee", "ankle")]
+    assert (uv[legs, 1] > cut).all(), uv[legs]                  # measured 291-364, cut 287
+    upper = [names.index(f"{s}_{p}") for s in ("left", "right")
+             for p in ("shoulder", "elbow", "wrist", "hip")]
+    assert np.median(np.linalg.norm(uv[upper] - kp[upper, :2], axis=1)) < 25   # measured 15
+    torso = xyz[[names.index("left_shoulder"), names.index("right_shoulder")]].mean(0) \
+        - xyz[hips].mean(0)
+    assert np.degrees(np.arccos(-torso[1] / np.linalg.norm(torso))) < 30   # up is -y; 3.5
+    for side in ("left", "right"):
+        hip, knee, ankle = (xyz[names.index(f"{side}_{p}")] for p in ("hip", "knee", "ankle"))
+        bend = np.degrees(np.arccos((hip - knee) @ (ankle - knee) / np.linalg.norm(hip - knee)
+                                    / np.linalg.norm(ankle - knee)))
+        assert bend > 150 and ankle[1] - hip[1] > 0.5, (side, bend, ankle - hip)  # 170, 0.7 m
+
+
 def test_unreliable_reasons_on_synthetic_keypoints():
     """Each rule alone: no keypoints, too few seen (low visibility or outside the photo), too
-    few torso points, and a fit that ends far from the keypoints (5% of the box's side)."""
+    few torso points, and a fit that ends far from the keypoints (5% of the box's side);
+    keypoints rated absent are not seen, nor held against the fit."""
     rng = np.random.default_rng(0)
     kp = np.concatenate([rng.uniform(100, 300, (17, 2)), np.ones((17, 1))], 1)
     box, shape = (100.0, 100.0, 200.0, 200.0), (480, 640, 3)
@@ -109,6 +151,12 @@ def test_unreliable_reasons_on_synthetic_keypoints():
     reasons = pipeline.unreliable_because(torso, shape, box)
     assert len(reasons) == 1 and "only 1 of the shoulders and hips" in reasons[0]
     assert "no 2D keypoints" in pipeline.unreliable_because(None, shape, box)[0]
+    absent = np.zeros(17, bool)
+    absent[list(pipeline.TORSO)] = True               # drawn in the photo, rated absent
+    far = kp[:, :2].copy()
+    far[list(pipeline.TORSO)] += 100.0                # and the fit did not follow them
+    reasons = pipeline.unreliable_because(kp, shape, box, far, absent)
+    assert len(reasons) == 1 and "none of the shoulders and hips" in reasons[0], reasons
 
 
 def test_no_fit_mesh_lands_on_the_box(workdir, tmp_path, capsys):

@@ -1,7 +1,7 @@
 """The demo's numbers on rendered people: detection rate, PA-MPJPE before/after the fit, time.
 
 Usage:
-    python tools/bench_demo.py --ckpt WORKDIR [--n 32] [--seed 0] [--steps 200]
+    python tools/bench_demo.py --ckpt WORKDIR [--n 32] [--seed 0] [--steps 100] [--cut F]
 
 Renders the first N test scenes of the synthetic dataset with seed S (exactly the images of
 `make_synth --seed S`'s test split: data_pipelines/synthetic/scene.py, the checkpoint's body
@@ -11,7 +11,12 @@ model, 480x480 with their known camera K) and runs the demo's pipeline (eval/dem
 - PA-MPJPE (mm, H36M-17 -> 14 LSP joints, eval.metrics) of the network alone and after the fit,
   (a) on the dataset's crop fitted to the ground-truth COCO-17 keypoints, (b) on the detector's
   crop fitted to BlazePose's keypoints (detected images only);
+- after the fit to detected 2D: the median distance (photo pixels) of the fitted body's
+  projected COCO-17 keypoints from the true ones inside the photo, and the share of the true
+  keypoints outside the photo that it projects outside too (with --cut);
 - time per image of detection + landmarks + network + fit (the demo without file writing).
+--cut F cuts each photo F x the body's height (its keypoints' extent) below its lower hip
+(negative: above it), so the legs lie outside: a portrait or a half body with ground truth.
 Prints a Markdown table.
 """
 import argparse
@@ -28,6 +33,7 @@ from eval import demo  # noqa: E402
 from eval.blazepose import BlazePose  # noqa: E402
 from eval.fitting import FitOptions, Fitter  # noqa: E402
 from eval.metrics import pa_mpjpe  # noqa: E402
+from pose_era import constants  # noqa: E402
 from pose_era.body import body_model_of  # noqa: E402
 from training import checkpoints  # noqa: E402
 
@@ -39,7 +45,9 @@ def main(argv=None):
     parser.add_argument("--ckpt", required=True)
     parser.add_argument("--n", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=FitOptions.steps)
+    parser.add_argument("--cut", type=float, help="cut the photos this x the body's height "
+                        "below the hips")
     args = parser.parse_args(argv)
     config, model, step = checkpoints.restore(args.ckpt)
     body, size = body_model_of(config), int(config.data.image_size)
@@ -48,15 +56,19 @@ def main(argv=None):
                                                    global_steps=args.steps // 4))
     pipe = demo.Pipeline(model, size, BlazePose(), fitter)
     whole = (SIZE / 2 - SIZE / 2.4, SIZE / 2 - SIZE / 2.4, SIZE / 1.2, SIZE / 1.2)  # crop = image
-    rows = {k: [] for k in ("gt_net", "gt_fit", "det_net", "det_fit")}
+    rows = {k: [] for k in ("gt_net", "gt_fit", "det_net", "det_fit", "in_px", "kept_out")}
     found, times = 0, []
     for i in range(args.n):
         ex = maker.make([example_seed(args.seed, "test", i)], [str(i)])[0]
         rgb = demo.read_image_bytes(ex["jpeg"])
         gt, kp = ex["j3d"][None], ex["kp2d"].copy()
-        kp[:, 2] = kp[:, 2] > 0
+        if args.cut is not None:
+            hips = kp[[constants.COCO17_NAMES.index(f"{s}_hip") for s in ("left", "right")], 1]
+            rgb = rgb[:int(np.clip(hips.max() + args.cut * np.ptp(kp[:, 1]), 1, SIZE))]
+        inside = (kp[:, 2] > 0) & (kp[:, 1] < len(rgb))
+        kp[:, 2] = inside
         crop, K_crop, pred = pipe.predict(rgb, whole, ex["K"])
-        fitted, _ = pipe.fit(pred, K_crop, crop, kp)
+        fitted, _ = pipe.fit(pred, K_crop, crop, kp, image_shape=rgb.shape)
         rows["gt_net"].append(pa_mpjpe(pred["h36m17"][None], gt)[0])
         rows["gt_fit"].append(pa_mpjpe(fitted["h36m17"][None], gt)[0])
         started = time.perf_counter()
@@ -69,14 +81,20 @@ def main(argv=None):
             found += 1
             rows["det_net"].append(pa_mpjpe(hit[0].network["h36m17"][None], gt)[0])
             rows["det_fit"].append(pa_mpjpe(hit[0].pred["h36m17"][None], gt)[0])
+            uv = demo.project(hit[0].pred["coco17"], ex["K"])
+            rows["in_px"].append(np.median(np.linalg.norm(uv[inside] - kp[inside, :2], axis=1)))
+            rows["kept_out"] += list(uv[~inside & (kp[:, 1] >= len(rgb)), 1] >= len(rgb))
     mean = {k: float(np.mean(v)) if v else float("nan") for k, v in rows.items()}
+    cut = "" if args.cut is None else f", photos cut {args.cut:+g} x body height below the hips"
     print(f"checkpoint {args.ckpt} (step {step}), {args.n} synthetic test scenes (seed "
-          f"{args.seed}), fit {args.steps} steps\n")
+          f"{args.seed}), fit {args.steps} steps{cut}\n")
     print("| detection rate | PA-MPJPE network (GT crop) | after fit to GT 2D | "
-          "network (detector crop) | after fit to detected 2D | demo time / image |")
-    print("|---|---|---|---|---|---|")
+          "network (detector crop) | after fit to detected 2D | 2D error in the photo | "
+          "out-of-photo keypoints kept out | demo time / image |")
+    print("|---|---|---|---|---|---|---|---|")
+    kept = f"{mean['kept_out']:.0%} of {len(rows['kept_out'])}" if rows["kept_out"] else "-"
     print(f"| {found}/{args.n} | {mean['gt_net']:.1f} | {mean['gt_fit']:.1f} | "
-          f"{mean['det_net']:.1f} | {mean['det_fit']:.1f} | "
+          f"{mean['det_net']:.1f} | {mean['det_fit']:.1f} | {mean['in_px']:.1f} px | {kept} | "
           f"{np.median(times[1:] or times):.2f} s (first {times[0]:.2f} s) |")
 
 

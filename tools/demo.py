@@ -23,8 +23,11 @@ image's file name without extension; with --all STEM_0, STEM_1, ...):
   STEM_overlay.png  the mesh over the photo, the person box and the 2D keypoints
   STEM_side.png     the mesh turned 90 degrees about its vertical axis, same camera
   STEM.obj, STEM.ply  the mesh in camera coordinates (metres; x right, y down, z forward)
-  STEM.json         pose, betas, translation, camera, box, keypoints, detector score, fit,
-                    reliable / unreliable_because
+  STEM.json         pose, betas, translation, camera, box, keypoints, the mesh's COCO-17
+                    joints (photo pixels, camera frame), detector score, fit,
+                    world_agreement_mm, reliable / unreliable_because
+and one line "STEM: 3D agreement with BlazePose's world landmarks N mm" on stdout: the mean
+distance of our 12 limb joints from BlazePose's metric 3D after Procrustes.
 A person whose result should not be trusted (too few keypoints seen, no torso, a fit that ends
 far from the keypoints; docs/eval_demo.md) gets "warning: STEM: the result is unreliable: ..."
 on stderr and "reliable": false in its JSON. An image with nobody in it gives a warning and no
@@ -136,6 +139,9 @@ def run(args):
             stem = f"{path.stem}_{i}" if args.all else path.stem
             for p in write_person(out, stem, rgb, person, body, prefix, step, args.compare):
                 print(p)
+            if person.world_agreement_mm is not None:
+                print(f"{stem}: 3D agreement with BlazePose's world landmarks "
+                      f"{person.world_agreement_mm:.0f} mm (Procrustes, 12 limb joints)")
             if person.unreliable_because:
                 print(f"warning: {stem}: the result is unreliable: "
                       f"{'; '.join(person.unreliable_because)}", file=sys.stderr)

@@ -4,12 +4,13 @@ Facts from MediaPipe's pose_landmark_by_roi_cpu.pbtxt and its calculators (0.10.
 warped to 256x256 RGB in [0, 1] (square, so no letterbox); outputs are 39 landmarks x (x, y, z,
 visibility, presence) in input pixels (TensorsToLandmarksCalculator: divided by 256,
 visibility and presence through a sigmoid; z on the scale of x), a pose-presence score
-(already a probability in this file; a person is there when >= 0.5), a segmentation mask and heatmaps (unused: we skip
-MediaPipe's heatmap refinement of the landmarks), and 39 world landmarks (metres, origin
-between the hips, camera-aligned axes of the ROI: rotated back by the ROI's rotation as
-WorldLandmarkProjectionCalculator does). The first 33 are the pose landmarks; 33-38 are
-auxiliary points for tracking. LandmarkProjectionCalculator's rotation maps ROI offsets to the
-image.
+(already a probability in this file; a person is there when >= 0.5), a segmentation mask and
+heatmaps (unused: we skip MediaPipe's heatmap refinement of the landmarks), and 39 world
+landmarks (metres, origin between the hips, the axes of the ROI: rotated back by the ROI's
+in-plane rotation as WorldLandmarkProjectionCalculator does). The first 33 are the pose
+landmarks; 33-38 are auxiliary points for tracking. LandmarkProjectionCalculator's rotation
+maps ROI offsets to the image. MIN_PRESENCE is also the cut for one landmark's presence
+(MediaPipe's drawing utilities use 0.5 for both).
 
 The world landmarks' axes are those of a camera looking straight at the ROI's centre, not the
 photo's camera: on bodies rendered across a wide photo (docs/eval_demo.md) the rotation that
