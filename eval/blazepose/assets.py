@@ -7,20 +7,16 @@ tools/fetch_blazepose.py) downloads the pinned wheel file with `pip download --n
 its SHA-256, and extracts the two files atomically into `<cache>/blazepose/`. It is idempotent:
 files already present with their pinned SHA-256 cost nothing. Nothing else downloads anything.
 """
-import os
-import subprocess
-import sys
-import tempfile
-import zipfile
-
+from eval.pinned_wheel import extract
 from pose_era.body.cache import cache_dir as _body_cache_dir
-from pose_era.io import sha256_of
 
 SETUP_COMMAND = "make blazepose"
 WHEEL = "mediapipe-0.10.21-cp311-cp311-manylinux_2_28_x86_64.whl"
 WHEEL_SHA256 = "05dc4a9e593655a79558d05d6227d31018c2537a4bd3362b51e230cf22aecfe3"
-PIP_ARGS = ("download", "--no-deps", "--only-binary=:all:", "--platform", "manylinux_2_28_x86_64",
-            "--python-version", "3.11", "--implementation", "cp", "mediapipe==0.10.21")
+REQUIREMENT = "mediapipe==0.10.21"
+# The wheel for Linux x86-64 and CPython 3.11 whatever machine runs the download.
+PIP_ARGS = ("--only-binary=:all:", "--platform", "manylinux_2_28_x86_64", "--python-version",
+            "3.11", "--implementation", "cp")
 # file name -> (path inside the wheel, SHA-256 of the file)
 MODELS = {
     "pose_detection.tflite": (
@@ -50,38 +46,14 @@ def model_path(name):
     return path
 
 
-def _complete():
-    return all((model_dir() / n).is_file() and sha256_of(model_dir() / n) == sha
-               for n, (_, sha) in MODELS.items())
-
-
 def fetch(log=print):
     """Makes sure both model files are in model_dir(); returns that folder.
 
     RuntimeError (one line) when pip fails or the wheel's hash differs from the pin."""
-    out = model_dir()
-    if _complete():
-        return out
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out, prefix=".fetch-") as tmp:
-        log(f"blazepose: downloading {WHEEL} (35 MB, once) ...")
-        done = subprocess.run([sys.executable, "-m", "pip", *PIP_ARGS, "-d", tmp, "-q",
-                               "--disable-pip-version-check"], capture_output=True, text=True)
-        wheel = os.path.join(tmp, WHEEL)
-        if done.returncode != 0 or not os.path.isfile(wheel):
-            tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise RuntimeError(f"blazepose: pip download of mediapipe==0.10.21 failed: {tail}")
-        if sha256_of(wheel) != WHEEL_SHA256:
-            raise RuntimeError(f"blazepose: {WHEEL} has SHA-256 {sha256_of(wheel)}, expected "
-                               f"{WHEEL_SHA256}; refusing to use it")
-        with zipfile.ZipFile(wheel) as z:
-            for name, (member, sha) in MODELS.items():
-                part = os.path.join(tmp, name)
-                with z.open(member) as src, open(part, "wb") as dst:
-                    dst.write(src.read())
-                if sha256_of(part) != sha:
-                    raise RuntimeError(f"blazepose: {member} in the wheel has an unexpected "
-                                       "SHA-256; refusing to use it")
-                os.replace(part, out / name)
+    try:
+        out = extract(REQUIREMENT, WHEEL, WHEEL_SHA256, MODELS, model_dir(), PIP_ARGS,
+                      log=lambda line: log(f"blazepose: {line}"))
+    except RuntimeError as err:
+        raise RuntimeError(f"blazepose: {err}") from None
     log(f"blazepose: models in {out}")
     return out
