@@ -1,13 +1,13 @@
 """eval/blazepose: MediaPipe's anchor, NMS and ROI rules against hand-worked cases, the ROI
 warp against the landmark decoding, and the models on rendered people (ground truth known),
-the world landmarks' axes included."""
+the world landmarks' axes included; multiscale.py's tiles and same-person rule."""
 import math
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from eval.blazepose import BlazePose, detector, keypoints, landmarks
+from eval.blazepose import BlazePose, detector, keypoints, landmarks, multiscale
 from pose_era import constants, geometry
 from tests.anny_scenes import render_at, scenes
 
@@ -160,3 +160,82 @@ def test_presence_says_which_keypoints_are_in_the_photo(blazepose):
     ankles = [names.index(f"{s}_ankle") for s in ("left", "right")]
     shoulders = [names.index(f"{s}_shoulder") for s in ("left", "right")]
     assert (presence[ankles] < 0.5).all() and (presence[shoulders] > 0.9).all(), presence
+
+
+def test_tiles_cover_the_photo_at_each_scale():
+    """Sides halve from the shorter side down to 3 x the smallest person searched for (150 px,
+    or an eighth of the shorter side); each scale's tiles cover the photo, overlapping by at
+    least half a tile."""
+    assert multiscale.tile_sides(1280, 720) == [720, 450]
+    assert multiscale.tile_sides(810, 1080) == [810, 450]
+    assert multiscale.tile_sides(1920, 1080) == [1080, 540, 450]
+    assert multiscale.tile_sides(4000, 3000) == [3000, 1500, 1125]   # 375 px people
+    assert multiscale.tile_sides(420, 375) == [375]
+    assert multiscale.tiles(480, 480) == [(0, 0, 450), (30, 0, 450), (0, 30, 450),
+                                          (30, 30, 450)]      # the 480 one is the whole photo
+    w, h = 1280, 720
+    all_tiles = multiscale.tiles(w, h)
+    for side in multiscale.tile_sides(w, h):
+        cover = np.zeros((h, w), int)
+        xs = sorted({x for x, _, s in all_tiles if s == side})
+        ys = sorted({y for _, y, s in all_tiles if s == side})
+        for x, y, s in all_tiles:
+            if s == side:
+                assert 0 <= x and x + s <= w and 0 <= y and y + s <= h
+                cover[y:y + s, x:x + s] += 1
+        assert cover.min() >= 1
+        assert xs[0] == 0 and xs[-1] == w - side and np.diff(xs).max() <= side / 2
+        assert ys[0] == 0 and ys[-1] == h - side
+        assert len(xs) * len(ys) == sum(s == side for _, _, s in all_tiles)
+
+
+def _landmarks(xy, visibility=1.0):
+    return np.concatenate([xy, np.zeros((33, 1)), np.full((33, 2), visibility)], 1)
+
+
+def test_same_person_by_landmarks_or_one_inside_the_other():
+    rng = np.random.default_rng(1)
+    body = rng.uniform([0, 0], [100, 300], (33, 2)) + [400, 100]   # 300 px tall
+    body[[0, 31]] = [[450, 100], [450, 400]]
+    a = _landmarks(body)
+    assert multiscale.body_size(a) == pytest.approx(300)
+    near = _landmarks(body + rng.normal(0, 12, body.shape))
+    assert multiscale.same_person(a, near, 1000, 600)
+    # two readings of one person that guess its unseen parts differently: the boxes differ
+    # (neither 0.8 inside the other), the seen landmarks agree
+    a_legs, b_arm = a.copy(), near.copy()
+    a_legs[25:33, 1] += 150
+    b_arm[15:23, 0] += 150
+    a_legs[25:33, 3] = b_arm[15:23, 3] = 0.1
+    assert multiscale.contained(a_legs, b_arm, 1000, 600) < 0.8
+    assert multiscale.same_person(a_legs, b_arm, 1000, 600)
+    assert multiscale.same_person(a_legs, b_arm[multiscale.FLIP], 1000, 600)   # read mirrored
+    beside = _landmarks(body + [110, 0])        # the next person, shoulder to shoulder
+    assert not multiscale.same_person(a, beside, 1000, 600)
+    upside_down = _landmarks(np.concatenate([450 + (body[:, :1] - 450) * 0.6,
+                                             400 - (body[:, 1:] - 100) * 0.8], 1))
+    assert multiscale.landmark_distance(a, upside_down) > 0.2 * 240
+    assert multiscale.contained(a, upside_down, 1000, 600) == pytest.approx(1.0)
+    assert multiscale.same_person(a, upside_down, 1000, 600)
+    # landmarks the model rates unseen are left out, unless fewer than MIN_COMMON are seen
+    b = near.copy()
+    b[:20, :2] += 200
+    b[:20, 3] = 0.1
+    assert multiscale.landmark_distance(a, b) < 0.2 * 300
+    b[:, 3] = 0.1
+    assert multiscale.landmark_distance(a, b) > 0.2 * 300
+    # add_new keeps what is there and adds only new people, in the given order
+    kept = multiscale.add_new([a], [near, beside, upside_down, beside], 1000, 600, lambda x: x)
+    assert len(kept) == 2 and kept[0] is a and kept[1] is beside
+
+
+def test_small_people_in_tiles_are_dropped():
+    """bus_cut.png's case: a 97 x 80 px "person" read inside a coat in a 420 x 375 photo; the
+    floor is min(150 px or an eighth of the shorter side, a third of the shorter side)."""
+    def box(w, h):
+        return _landmarks(np.array([[0, 0], [w, h]] + [[w / 2, h / 2]] * 31, np.float64))
+    assert not multiscale.large_enough(box(97, 80), 420, 375)
+    assert multiscale.large_enough(box(60, 130), 420, 375)         # 125 = a third of 375
+    assert not multiscale.large_enough(box(60, 140), 1280, 720)
+    assert multiscale.large_enough(box(60, 150), 1280, 720)
+    assert not multiscale.large_enough(box(100, 370), 4000, 3000)  # 375 = 3000 / 8
