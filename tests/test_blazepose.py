@@ -1,8 +1,10 @@
 """eval/blazepose: MediaPipe's anchor, NMS and ROI rules against hand-worked cases, the ROI
 warp against the landmark decoding, and the models on rendered people (ground truth known),
-the world landmarks' axes included; multiscale.py's tiles and same-person rule."""
+the world landmarks' axes included; several small people in a wide photo (multiscale.py: tiles,
+each person once)."""
 import math
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -104,6 +106,11 @@ def test_nobody_in_a_blank_or_noise_image(blazepose):
     assert blazepose(np.full((240, 320, 3), 128, np.uint8)) == []
     assert blazepose(rng.integers(0, 256, (200, 200, 3), dtype=np.uint8)) == []
     assert blazepose(np.zeros((1, 1, 3), np.uint8)) == []
+    # wide and large enough for tiles at two scales (multiscale.tiles): still nobody
+    assert len(multiscale.tile_sides(1500, 600)) == 2
+    assert blazepose(rng.integers(0, 256, (600, 1500, 3), dtype=np.uint8)) == []
+    ramp = np.linspace(0, 255, 1500).astype(np.uint8)
+    assert blazepose(np.repeat(np.stack([ramp] * 3, -1)[None], 600, axis=0)) == []
 
 
 def _turn_deg(source, target):
@@ -239,3 +246,66 @@ def test_small_people_in_tiles_are_dropped():
     assert not multiscale.large_enough(box(60, 140), 1280, 720)
     assert multiscale.large_enough(box(60, 150), 1280, 720)
     assert not multiscale.large_enough(box(100, 370), 4000, 3000)  # 375 = 3000 / 8
+
+
+def _people_in_a_row(indices, height, width=1500, photo_height=420):
+    """Rendered people side by side on grey, each scaled to `height` px (its keypoints) and
+    centred in its third of the photo: (rgb, [(17, 3) COCO-17 keypoints in photo pixels])."""
+    photo = np.full((photo_height, width, 3), 120, np.uint8)
+    truths = []
+    for k, i in enumerate(indices):
+        ex = scenes()[i]
+        kp = ex["kp2d"].astype(np.float64)
+        seen = kp[:, 2] > 0
+        s = height / np.ptp(kp[seen, 1])
+        small = cv2.resize(ex["rgb"], None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+        centre = np.array([(k + 0.5) * width / len(indices), photo_height / 2])
+        x0, y0 = (int(round(v)) for v in centre - kp[seen, :2].mean(0) * s)
+        h, w = small.shape[:2]
+        xa, ya = max(x0, 0), max(y0, 0)
+        xb, yb = min(x0 + w, width), min(y0 + h, photo_height)
+        photo[ya:yb, xa:xb] = small[ya - y0:yb - y0, xa - x0:xb - x0]
+        truths.append(np.concatenate([kp[:, :2] * s + [x0, y0], kp[:, 2:]], 1))
+    return photo, truths
+
+
+def _error(person, truth):
+    """Median COCO-17 error (pixels) over the visible keypoints, the better of as-is and
+    mirrored (a person seen from behind may come out mirrored)."""
+    kp, visible = person.coco17(), truth[:, 2] == 2
+    return min(np.median(np.linalg.norm(k[visible, :2] - truth[visible, :2], axis=1))
+               for k in (kp, kp[list(constants.COCO17_FLIP_PERM)]))
+
+
+def _each_found_once(people, truths, height):
+    right = np.array([[_error(p, t) < 0.08 * height for t in truths] for p in people])
+    assert len(people) == len(truths), [[round(_error(p, t)) for t in truths] for p in people]
+    assert (right.sum(0) == 1).all() and (right.sum(1) == 1).all(), right
+
+
+def test_several_small_people_are_each_found_once(blazepose):
+    """Three people 220 px tall in a 1500 x 420 photo: on the whole photo (letterboxed to 224)
+    they are ~33 px tall and the detector misses them; the tiles find each once, at the right
+    place; the single-person call falls back to the tiles and gives one of them."""
+    photo, truths = _people_in_a_row((0, 3, 6), 220)
+    assert blazepose.people_from(photo, blazepose.detect(photo)) == []   # the whole photo
+    _each_found_once(blazepose(photo), truths, 220)
+    one = blazepose(photo, 1)
+    assert len(one) == 1 and min(_error(one[0], t) for t in truths) < 0.08 * 220
+
+
+def test_duplicates_from_the_tiles_are_merged(blazepose):
+    """People 260 px tall, one seen from behind (scene 1): several tiles and scales find each
+    person, some tiles read the one from behind upside down (a tile's detection turned 180
+    degrees); each comes out once, right."""
+    photo, truths = _people_in_a_row((1, 2, 4), 260)
+    candidates = blazepose.tiled(photo)
+    assert len(candidates) > len(truths)
+    assert any(abs(c.roi.rotation) > 2.5 for c in candidates)        # upside down
+    _each_found_once(blazepose(photo), truths, 260)
+
+
+def test_tiles_run_only_when_the_whole_photo_gives_too_few(blazepose, monkeypatch):
+    ex = scenes()[0]
+    monkeypatch.setattr(blazepose, "tiled", lambda rgb: pytest.fail("tiles ran"))
+    assert len(blazepose(ex["rgb"], 1)) == 1

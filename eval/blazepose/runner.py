@@ -3,13 +3,20 @@
 One TFLite interpreter per model, made once (tf.lite.Interpreter: TensorFlow's own, so no
 new runtime; see BUILD_NOTES.md). A detection becomes a Person when the landmark model's
 pose-presence score on its ROI is >= 0.5 (MediaPipe's threshold).
+
+The detector runs on the whole photo first, as MediaPipe does. When that gives fewer people
+than asked for (every person, or one when it found nobody), it also runs on square tiles at
+several scales (multiscale.py: small people on a large photo), each tile's people mapped back
+to the photo; those smaller than multiscale.large_enough are dropped, and a tile's person is
+added only when it is none of those already found (multiscale.add_new: the whole photo's
+people first, then the tiles' by detector score x pose presence).
 """
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from eval.blazepose import assets, detector, keypoints, landmarks
+from eval.blazepose import assets, detector, keypoints, landmarks, multiscale
 
 
 @dataclass
@@ -93,11 +100,37 @@ class BlazePose:
         lm, world = landmarks.decode(out["Identity"], out["Identity_4"], roi)
         return float(np.ravel(out["Identity_1"])[0]), lm, world
 
-    def __call__(self, rgb, max_people=None):
+    def people_from(self, rgb, dets):
+        """[Person] of the detections whose ROI the landmark model rates a pose."""
         people = []
-        for det in self.detect(rgb)[:max_people]:
+        for det in dets:
             roi = detector.roi_of(det.keypoints)
             presence, lm, world = self.landmarks(rgb, roi)
             if presence >= landmarks.MIN_PRESENCE:
                 people.append(Person(det.score, presence, roi, lm, world))
         return people
+
+    def tiled(self, rgb):
+        """[Person] found on the tiles of multiscale.tiles (photo pixels), those too small for
+        multiscale.large_enough left out; duplicates not merged."""
+        h, w = rgb.shape[:2]
+        dets = []
+        for x0, y0, side in multiscale.tiles(w, h):
+            tile = np.ascontiguousarray(rgb[y0:y0 + side, x0:x0 + side])
+            for det in self.detect(tile):
+                shift = np.array([x0, y0], np.float64)
+                dets.append(detector.Detection(det.score, det.box + np.tile(shift, 2),
+                                               det.keypoints + shift))
+        return [p for p in self.people_from(rgb, dets)
+                if multiscale.large_enough(p.landmarks, w, h)]
+
+    def __call__(self, rgb, max_people=None):
+        """[Person], most confident first: the whole photo's, then the tiles' when those are
+        fewer than max_people (None: every person)."""
+        people = self.people_from(rgb, self.detect(rgb)[:max_people])
+        if max_people is not None and len(people) >= max_people:
+            return people
+        h, w = rgb.shape[:2]
+        tiled = sorted(self.tiled(rgb), key=lambda p: -p.score * p.presence)
+        people = multiscale.add_new(people, tiled, w, h, lambda p: p.landmarks)
+        return sorted(people, key=lambda p: -p.score)[:max_people]
