@@ -18,6 +18,7 @@ from pose_era import constants
 from pose_era import renderer
 from pose_era import geometry
 from pose_era.body import BodyModel
+from pose_era.body import anatomy
 from pose_era.body import anny as anny_builder
 from pose_era.body import format as body_format
 from tests.tiny_body import JOINTS, tiny_body_arrays
@@ -93,16 +94,16 @@ def _angles(skeleton, **by_joint):
 def test_joint_classes_of_anny_and_smpl_names():
     names = anny_builder.JOINT_NAMES
     parents = anny_builder.PARENTS
-    classes = [sampler.joint_class(n, p < 0) for n, p in zip(names, parents)]
+    classes = [anatomy.joint_class(n, p < 0) for n, p in zip(names, parents)]
     assert None not in classes
     expect = {"LeftUpLeg": ("hip", 1), "RightLeg": ("knee", -1), "LowerBack": ("spine", 0),
               "LeftShoulder": ("clavicle", 1), "RightArm": ("shoulder", -1),
               "LThumb": ("finger", 1), "Head": ("neck", 0), "Hips": ("root", 0)}
     for name, (cls, side) in expect.items():
-        assert classes[names.index(name)] == cls and sampler.joint_side(name) == side
-    assert sampler.joint_class("left_shoulder", False) == "shoulder"    # SMPL: glenohumeral
-    assert sampler.joint_class("right_collar", False) == "clavicle"
-    assert sampler.joint_side("right_collar") == -1 and sampler.joint_side("spine3") == 0
+        assert classes[names.index(name)] == cls and anatomy.joint_side(name) == side
+    assert anatomy.joint_class("left_shoulder", False) == "shoulder"    # SMPL: glenohumeral
+    assert anatomy.joint_class("right_collar", False) == "clavicle"
+    assert anatomy.joint_side("right_collar") == -1 and anatomy.joint_side("spine3") == 0
 
 
 def test_joint_angle_conventions_by_forward_kinematics(body):
