@@ -27,7 +27,7 @@ only (docs/eval_demo.md has the measurements behind every default).
 A photo may cut the person (a portrait, a body cut at the hips): a keypoint that lies outside
 the photo (`frame`), or that the detector says is not in it (`absent`), is not fitted, neither
 is its 3D landmark; the limb joint that swings it
-starts from the body model's rest pose (legs straight, arms down at the sides: a natural pose
+starts from a natural pose (`natural_pose`: legs straight, arms hanging at the sides; a pose
 rather than whatever the network guessed for a body part it did not see), and the `outside`
 term keeps a keypoint beyond the side(s) of the photo it lies beyond.
 
@@ -45,6 +45,7 @@ import numpy as np
 import tensorflow as tf
 
 from pose_era import constants, geometry
+from pose_era.body.anatomy import Anatomy
 
 # COCO-17 bones whose directions the world term compares: upper and lower arms and legs, the
 # shoulder and hip lines, and each side of the torso.
@@ -140,6 +141,32 @@ def limb_drivers(body):
     return np.where(np.isin(np.arange(len(points)), LIMB_ENDS), drivers, -1)
 
 
+def _anatomy(body):
+    rest = body.rest_joints(np.zeros((1, body.num_betas), np.float32))[0].numpy()
+    return Anatomy(body.joint_names, body.parents, rest)
+
+
+def limb_resets(body):
+    """(17, J) bool: the joints that start in the natural pose when keypoint k is not in the
+    photo: its limb driver, and for an elbow also the clavicle above it (a network's guess
+    for a clavicle of an unseen arm can raise the whole arm: 43 degrees on a portrait)."""
+    drivers, anatomy = limb_drivers(body), _anatomy(body)
+    out = drivers[:, None] == np.arange(body.num_joints)[None]
+    for k, j in enumerate(drivers):
+        parent = anatomy.parents[j] if j >= 0 else -1
+        if parent >= 0 and anatomy.classes[parent] == "clavicle":
+            out[k, parent] = True
+    return out
+
+
+def natural_pose(body):
+    """(J, 3, 3) local rotations of a relaxed standing pose (pose_era.body.anatomy: the arms
+    hanging at the sides, everything else as in the rest pose), the start of limbs a photo does
+    not show. Not the rest pose itself: Anny rests in an A-pose with the hands forward, SMPL in
+    a T-pose."""
+    return _anatomy(body).neutral.astype(np.float32)
+
+
 class Fitter:
     """fit(K, keypoints, rotmats, betas, transl[, world, frame, absent]) of one body model."""
 
@@ -147,10 +174,9 @@ class Fitter:
         self.body = body
         self.size = float(image_size)
         self.opt = options
-        # (17, J): keypoint k, when outside the photo, puts joint j in the rest pose
-        drivers = limb_drivers(body)
-        self.resets = tf.constant(drivers[:, None] == np.arange(body.num_joints)[None],
-                                  tf.float32)
+        # (17, J): keypoint k, when outside the photo, puts joint j in the natural pose
+        self.resets = tf.constant(limb_resets(body), tf.float32)
+        self.natural = tf.constant(natural_pose(body), tf.float32)
         self._fit = tf.function(self._run, reduce_retracing=True)
 
     def _energy(self, d, b, t, start, seen):
@@ -235,7 +261,7 @@ class Fitter:
         seen = (K, keypoints, world, beyond, frame)
         rot_in, b0, t0 = (tf.cast(x, tf.float32) for x in (rotmats, betas, transl))
         rest = tf.minimum(tf.matmul(outside, self.resets), 1.0)[..., None, None]   # (B, J)
-        rot0 = rest * tf.eye(3) + (1 - rest) * rot_in
+        rot0 = rest * self.natural + (1 - rest) * rot_in
         (d, b, t), err, energy = self._fit(seen, rot0, b0, t0)
         rot = tf.matmul(rot0, geometry.axis_angle_to_matrix(d))
         if self.opt.try_flip:  # SMPLify's second start: the body turned 180 deg about the

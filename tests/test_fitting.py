@@ -1,13 +1,13 @@
 """eval/fitting.py on rendered people: the fit to ground-truth 2D keypoints lowers PA-MPJPE
 against the ground-truth 3D joints, the fit to BlazePose's keypoints lowers the released
 network's, the world term turns bones towards given 3D keypoints, keypoints outside the photo
-stay outside with their limbs at rest, outputs are always finite, and samples of a batch do not
+stay outside with their limbs in a natural pose, outputs are always finite, and samples of a batch do not
 influence each other."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from eval.fitting import BONES, FitOptions, Fitter, limb_drivers
+from eval.fitting import BONES, FitOptions, Fitter, limb_drivers, limb_resets
 from eval.metrics import pa_mpjpe
 from pose_era import constants, geometry
 from tests.anny_scenes import SIZE, anny_body, released_pipeline, scenes
@@ -88,10 +88,10 @@ def test_world_term_turns_bones_towards_the_3d_keypoints(setup):
     assert bone_error(out["coco17"].numpy()) < 0.5 * before, before
 
 
-def test_keypoints_outside_the_photo_stay_outside_with_their_limbs_at_rest(setup):
+def test_keypoints_outside_the_photo_stay_outside_with_straight_legs(setup):
     """A photo cut just below the hips: the true keypoints of the legs lie below it. From a
     start whose knees are bent 90 degrees, the fitted knees and ankles stay below the photo's
-    bottom, the legs come out straight (the rest pose), and the upper body follows its
+    bottom, the legs come out straight (the natural pose), and the upper body follows its
     keypoints."""
     body, ex, K, _, (rot, betas, transl), _ = setup
     kp = np.stack([e["kp2d"] for e in ex])
@@ -119,6 +119,52 @@ def test_keypoints_outside_the_photo_stay_outside_with_their_limbs_at_rest(setup
         assert (angle[below[:, ankle]] > 150).all(), angle
     seen = (kp[..., 2] > 0) & ~below
     assert np.median(np.linalg.norm(uv[seen] - kp[seen][:, :2], axis=-1)) < 5.0
+
+
+def test_arms_outside_a_portrait_hang_at_the_sides(setup):
+    """A head-and-shoulders portrait (the photo ends just below the shoulders, Grace Hopper's
+    case): from a start with the clavicles raised and the arms lifted forward (a network's guess
+    for arms it did not see raised them 40 degrees on that photo), the fitted upper arms hang
+    along the chest (its neck -> upper-spine axis in the fitted body), below the photo."""
+    body, ex, K, _, (rot, betas, transl), _ = setup
+    kp = np.stack([e["kp2d"] for e in ex])
+    kp[..., 2] = kp[..., 2] > 0
+    names = constants.COCO17_NAMES
+    shoulders = [names.index(f"{s}_shoulder") for s in ("left", "right")]
+    bottom = kp[:, shoulders, 1].max(1) + 5
+    frame = np.stack([np.zeros(len(ex)), np.zeros(len(ex)), np.full(len(ex), SIZE), bottom], 1)
+    raised = rot.copy()
+    joints = list(body.joint_names)
+    for name in ("LeftShoulder", "RightShoulder", "LeftArm", "RightArm"):
+        raised[:, joints.index(name)] = geometry.axis_angle_to_matrix(
+            np.array([-0.7, 0.0, 0.0])).numpy()
+    out = Fitter(body, SIZE).fit(K, kp, raised, betas, transl, frame=frame)
+    c, j = out["coco17"].numpy(), out["joints"].numpy()
+    down = j[:, joints.index("Spine1")] - j[:, joints.index("Neck")]   # the chest's own axis
+    down /= np.linalg.norm(down, axis=-1, keepdims=True)
+    uv = geometry.project(out["coco17"], K).numpy()
+    checked = 0
+    for side in ("left", "right"):
+        s, e, w = (names.index(f"{side}_{p}") for p in ("shoulder", "elbow", "wrist"))
+        unseen = (kp[:, e, 1] > bottom) & (kp[:, w, 1] > bottom)   # the whole arm is outside
+        upper = c[:, e] - c[:, s]
+        angle = np.degrees(np.arccos((upper * down).sum(-1) / np.linalg.norm(upper, axis=-1)))
+        assert (angle[unseen] < 35).all() and angle[unseen].mean() < 20, (side, angle, unseen)
+        below = ((c[:, w] - c[:, e]) * down).sum(-1)
+        assert (below[unseen] > 0.05).all(), (side, below)          # hand below the elbow
+        assert (uv[unseen, e, 1] > bottom[unseen]).all()
+        checked += unseen.sum()
+    assert checked >= 8, "most scenes must have an arm wholly below the photo"
+
+
+def test_an_unseen_elbow_also_resets_its_clavicle():
+    body = anny_body()
+    names, joints = constants.COCO17_NAMES, list(body.joint_names)
+    resets = limb_resets(body)
+    got = {names[k]: sorted(joints[j] for j in np.flatnonzero(r)) for k, r in enumerate(resets)
+           if r.any()}
+    assert got["left_elbow"] == ["LeftArm", "LeftShoulder"]
+    assert got["right_wrist"] == ["RightForeArm"] and got["left_knee"] == ["LeftUpLeg"]
 
 
 def test_limb_drivers_are_the_joints_that_swing_each_limb():
