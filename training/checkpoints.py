@@ -169,12 +169,14 @@ def step_of(prefix):
 
 
 def _unused_model_values(status, prefix, child="model"):
-    """Checkpoint keys of saved variables under the root's `child` that the restore matched to
-    nothing: assert_existing_objects_matched accepts a model that simply has fewer variables."""
+    """Checkpoint keys of saved variables under the root's `child` (None: under any child)
+    that the restore matched to nothing: assert_existing_objects_matched accepts a model that
+    simply has fewer variables."""
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
     graph.ParseFromString(tf.train.load_checkpoint(prefix).get_tensor(
         "_CHECKPOINTABLE_OBJECT_GRAPH"))
-    stack = [c.node_id for c in graph.nodes[0].children if c.local_name == child]
+    stack = [c.node_id for c in graph.nodes[0].children if child is None
+             or c.local_name == child]
     seen = set()
     while stack:
         node = stack.pop()
@@ -287,6 +289,60 @@ def _restore_matched(checkpoint, readable, prefix, what):
             f"would be left unused (e.g. {unused[0].split('/.ATTRIBUTES')[0]}); the config does "
             "not build the model that was trained")
     return status
+
+
+def _weighted_layers(model):
+    """{name: layer} of the model's top-level layers that hold variables."""
+    return {layer.name: layer for layer in model.layers if layer.weights}
+
+
+def initialise_from(model, path):
+    """Loads the model weights of the run at `path` (a workdir or a checkpoint prefix) into
+    `model`, a fresh model of this or another config; returns (prefix, paths of `model`'s
+    variables the run does not have, which keep their initial values).
+
+    The run's model is rebuilt from its own config.json and restored (strictly, float16 widened:
+    `restore_into`). When `model` has the same variables (kinds and shapes, in order), they are
+    copied one to one. Otherwise (a fine-tune that adds layers, e.g. model.keypoint_input to the
+    released network) they are copied layer by layer by the top-level layers' NAMES, each
+    layer's own variables matched as tf.train matches them. Why not restore the checkpoint into
+    `model` directly: a functional model's checkpoint numbers its layers (model/_operations/N),
+    and one more Input shifts those numbers, so weights would go to the wrong layers or fail.
+    Every variable of the run must land in a layer of the same name and shape (CheckpointError
+    otherwise); `model` may have more (returned)."""
+    workdir, prefix = find(path)
+    config = config_lib.load_json(workdir)
+    source = tasks.get(config.task)(config).build_model()
+    restore_into(tf.train.Checkpoint(model=source), prefix,
+                 f"the model of {workdir}/config.json").expect_partial()
+    kinds = lambda m: [(type(v).__name__, tuple(v.shape)) for v in m.weights]  # noqa: E731
+    if kinds(source) == kinds(model):
+        for theirs, ours in zip(source.weights, model.weights):
+            ours.assign(theirs)
+        return prefix, []
+    theirs, ours = _weighted_layers(source), _weighted_layers(model)
+    missing = sorted(set(theirs) - set(ours))
+    if missing:
+        raise CheckpointError(f"cannot initialise from {prefix}: this model has no layer "
+                              f"{', '.join(missing)} (the run's config builds them)")
+    with tempfile.TemporaryDirectory(prefix="init_from_") as folder:
+        written = tf.train.Checkpoint(**theirs).write(str(Path(folder) / "weights"))
+        try:
+            status = tf.train.Checkpoint(**{name: ours[name] for name in theirs}).read(written)
+            status.expect_partial()
+            unused = _unused_model_values(status, written, child=None)
+        except (ValueError, tf.errors.InvalidArgumentError) as err:
+            raise CheckpointError(f"cannot initialise from {prefix}: "
+                                  f"{str(err).splitlines()[0][:300]}") from None
+        restored = status._checkpoint.object_by_proto_id.values()  # noqa: SLF001
+        matched = {id(obj) for obj in restored}
+    if unused:
+        raise CheckpointError(
+            f"cannot initialise from {prefix}: {len(unused)} of its variables fit no variable "
+            f"of this model (e.g. {unused[0].split('/.ATTRIBUTES')[0]}): a layer of the same "
+            "name is built differently")
+    return prefix, [v.path for v in model.weights
+                    if id(v) not in matched and id(getattr(v, "value", v)) not in matched]
 
 
 def open_checkpoint(path, task=None):

@@ -312,10 +312,11 @@ class Trainer:
             self._saved_step = int(self.step.numpy())
             print(f"resuming from step {self._saved_step} ({Path(latest).name})", flush=True)
         elif self.config.train.init_from:
-            _, prefix = checkpoints.find(self.config.train.init_from)
-            with checkpoints.float32_view(prefix) as readable:
-                tf.train.Checkpoint(model=self.model).restore(readable).expect_partial()
+            prefix, new = checkpoints.initialise_from(self.model, self.config.train.init_from)
             print(f"initialised the model from {prefix}")
+            if new:
+                print(f"  {len(new)} variables are new (not in that run; their initial values "
+                      f"kept): {', '.join(new[:8])}{' ...' if len(new) > 8 else ''}")
         self._trusted_norm = self._weight_norm()
         return int(self.step.numpy())
     def _make_train_step(self, jit_compile):
