@@ -72,6 +72,14 @@ def model_section():
     c.head.pos_encoding = "learned"       # learned | sinusoidal
     c.head.corr_hidden = 256              # hidden size of the marker-correction MLP
     c.head.act_norm = True                # layer norm right before each activation (ERA wiring)
+    # External 2D keypoints as a third input (models/keypoint_input.py): a detector's COCO-17
+    # keypoints in the crop (BlazePose in the demo and the evaluation; in training the true ones
+    # corrupted by data.keypoint_noise), added to the head's tokens, its [markers] token and M_0
+    # through zero-initialised layers, so a model with it starts exactly where one without it is
+    # (the `kpin` variant fine-tunes the release with it).
+    c.keypoint_input = ml_collections.ConfigDict()
+    c.keypoint_input.enabled = False
+    c.keypoint_input.lift_hidden = 512    # its lifter's width (M_0 from the keypoints); 0 = none
     c.activation = "era"                  # era | relu | gelu | swish | leaky_relu
     c.era = era_section()
     c.num_markers = 64

@@ -22,17 +22,54 @@ from keras import ops
 from models.heads import MLP, era_kwargs
 
 
+def ray_features(geometry, K, image_size, confidence=False):
+    """(B, 4N + 3) or, with `confidence`, (B, 3N + 3) normalised ray features (module docstring).
+
+    geometry (B, N, 4): (u, v) centred on the crop and the heatmaps' spread (su, sv), in units of
+    the crop size `image_size`. With `confidence`, geometry (B, N, 3): (u, v) and a flag in
+    {0, 1} (an external detector's keypoints, models/keypoint_input.py): the mean and the spread
+    are over the flagged keypoints only, an unflagged keypoint's normalised ray is 0, the flags
+    stand where the spreads stood, and with fewer than two flagged keypoints the log spread is 0
+    (nothing is known of the body's size)."""
+    s = float(image_size)
+    pixels = (geometry[..., :2] + 0.5) * s                                 # (B,N,2)
+    focal = ops.stack([K[:, 0, 0], K[:, 1, 1]], -1)[:, None]               # (B,1,2)
+    centre = ops.stack([K[:, 0, 2], K[:, 1, 2]], -1)[:, None]
+    rays = (pixels - centre) / focal
+    flat = lambda x: ops.reshape(x, (-1, x.shape[1] * x.shape[2]))  # noqa: E731
+    if not confidence:
+        mean = ops.mean(rays, axis=1, keepdims=True)
+        spread = ops.sqrt(ops.mean(ops.sum(ops.square(rays - mean), -1), 1) + 1e-8)  # (B,)
+        scale = spread[:, None, None]
+        shape = (rays - mean) / scale
+        certainty = geometry[..., 2:] * s / focal / scale
+        return ops.concatenate([flat(shape), flat(certainty), mean[:, 0],
+                                ops.log(spread)[:, None]], axis=-1)
+    flag = geometry[..., 2:3]                                              # (B,N,1)
+    count = ops.sum(flag, axis=1)                                          # (B,1)
+    mean = ops.sum(rays * flag, axis=1, keepdims=True) / ops.maximum(count, 1.0)[:, None]
+    spread = ops.sqrt(ops.sum(ops.sum(ops.square(rays - mean), -1, keepdims=True) * flag, 1)
+                      / ops.maximum(count, 1.0) + 1e-8)                    # (B,1)
+    enough = ops.cast(count >= 2.0, rays.dtype)
+    scale = ops.maximum(spread, 1e-3)[:, None]
+    shape = (rays - mean) / scale * flag
+    return ops.concatenate([flat(shape), flat(flag), mean[:, 0], ops.log(scale[:, 0]) * enough],
+                           axis=-1)
+
+
 class KeypointLifter(keras.layers.Layer):
     """[keypoint geometry (B,N,4), K (B,3,3)] -> (B, M, 3) marker offsets from the mean body.
 
     The geometry is KeypointTokens' last four columns: (u, v) centred on the map and its spread
-    (su, sv), in units of the map (= crop) size `image_size`.
+    (su, sv), in units of the map (= crop) size `image_size`. With `confidence`, (B,N,3): (u, v)
+    and a 0/1 flag per keypoint (`ray_features`).
     """
 
     def __init__(self, num_markers, *, image_size, hidden=512, blocks=2, activation="relu",
-                 era=None, act_norm=True, **kwargs):
+                 era=None, act_norm=True, confidence=False, **kwargs):
         super().__init__(**kwargs)
         self.num_markers, self.image_size = int(num_markers), float(image_size)
+        self.confidence = bool(confidence)
         self.embed = keras.layers.Dense(hidden, name="embed")
         # Each block is an attribute of its own: tf.train.Checkpoint does not follow a Keras
         # list (models/markerposer.py has the story).
@@ -45,20 +82,8 @@ class KeypointLifter(keras.layers.Layer):
                        dtype="float32", name="out")
 
     def features(self, geometry, K):
-        """(B, 4N + 3) normalised ray features (module docstring)."""
-        s = self.image_size
-        pixels = (geometry[..., :2] + 0.5) * s                                 # (B,N,2)
-        focal = ops.stack([K[:, 0, 0], K[:, 1, 1]], -1)[:, None]               # (B,1,2)
-        centre = ops.stack([K[:, 0, 2], K[:, 1, 2]], -1)[:, None]
-        rays = (pixels - centre) / focal
-        mean = ops.mean(rays, axis=1, keepdims=True)
-        spread = ops.sqrt(ops.mean(ops.sum(ops.square(rays - mean), -1), 1) + 1e-8)  # (B,)
-        scale = spread[:, None, None]
-        shape = (rays - mean) / scale
-        certainty = geometry[..., 2:] * s / focal / scale
-        flat = lambda x: ops.reshape(x, (-1, x.shape[1] * x.shape[2]))  # noqa: E731
-        return ops.concatenate([flat(shape), flat(certainty), mean[:, 0],
-                                ops.log(spread)[:, None]], axis=-1)
+        """(B, 4N + 3) normalised ray features (`ray_features`)."""
+        return ray_features(geometry, K, self.image_size, self.confidence)
 
     def call(self, inputs):
         geometry, K = inputs

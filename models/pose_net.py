@@ -19,6 +19,9 @@ from models.scales import merge_scales
 from models.thundr import ThundrHead
 from pose_era.era import ACTIVATIONS
 
+# The name of a keypoint-fed model's third input (model.keypoint_input, models/keypoint_input.py).
+KEYPOINTS = "keypoints"
+
 # The head's image tokens: the backbone's last map (stride 32, the paper's), or stride 16 merged
 # with it (models/scales.py): 10x10 tokens instead of 5x5 at the CPU recipe's 160 px.
 TOKEN_STRIDES = (32, 16)
@@ -68,11 +71,15 @@ def build_head(m, image_size, mean):
                       width=m.head.width, image_size=image_size, rest_markers=mean["markers"],
                       extent=mean["extent"], fill=m.init_fill, pos_encoding=m.head.pos_encoding,
                       corr_hidden=m.head.corr_hidden, activation=m.activation, era=m.era,
-                      act_norm=m.head.act_norm, lift_hidden=m.head.lift_hidden, name="head")
+                      act_norm=m.head.act_norm, lift_hidden=m.head.lift_hidden,
+                      keypoint_input=bool(m.keypoint_input.enabled),
+                      input_lift_hidden=int(m.keypoint_input.lift_hidden), name="head")
 
 
 def build_pose_model(config, body_model):
-    """Functional keras.Model {image (B,S,S,3) in [0,1], K (B,3,3)} -> dict of outputs:
+    """Functional keras.Model {image (B,S,S,3) in [0,1], K (B,3,3)} -> dict of outputs; with
+    model.keypoint_input.enabled also {keypoints (B,17,3)}: an external detector's COCO-17
+    keypoints in the crop (u / S, v / S, flag), models/keypoint_input.py. The outputs:
 
     markers_list (B,L,K,3) all refinement steps, markers (B,K,3) the last one, rot6d (B,J,6),
     rotmats (B,J,3,3), betas (B,S), transl (B,3), and the posed body's vertices (B,V,3),
@@ -102,6 +109,10 @@ def build_pose_model(config, body_model):
                 [extra["kp2d_logits"], dense_features])]
     tokens = merge_scales(tapped[16], feats, m.head.token_channels, "tokens16") if fine_tokens \
         else feats
+    inputs = {"image": image, "K": K}
+    if m.keypoint_input.enabled:
+        inputs[KEYPOINTS] = keras.Input((17, 3), name=KEYPOINTS)
+        head_inputs.append(inputs[KEYPOINTS])
     markers_list = build_head(m, size, mean)([tokens, K, *head_inputs])
     markers = markers_list[:, -1]
     params = build_markerposer(m, body_model)(markers)
@@ -111,7 +122,13 @@ def build_pose_model(config, body_model):
                "vertices": body["vertices"], "joints": body["joints"],
                "mesh_markers": body["markers"], "h36m17": body["h36m17"],
                "coco17": body["coco17"], **extra}
-    return keras.Model({"image": image, "K": K}, outputs, name="pose_net")
+    return keras.Model(inputs, outputs, name="pose_net")
+
+
+def takes_keypoints(model):
+    """Whether a pose model has the external keypoint input (model.keypoint_input)."""
+    inputs = model.input
+    return isinstance(inputs, dict) and KEYPOINTS in inputs
 
 
 def count_params(model):

@@ -19,6 +19,7 @@ import keras
 from keras import ops
 
 from models.heads import MLP, era_kwargs
+from models.keypoint_input import KeypointInput
 from models.lifter import KeypointLifter
 
 POS_ENCODINGS = ("learned", "sinusoidal")
@@ -66,6 +67,10 @@ class ThundrHead(keras.layers.Layer):
     Dense plus a learned per-keypoint embedding and appended after the image tokens. With
     `lift_hidden` > 0 the tokens' keypoint positions are also lifted to M_0 by a
     models.lifter.KeypointLifter of that width (zero-initialised: untrained, M_0 is unchanged).
+    With `keypoint_input` the LAST input is an external detector's keypoints (B,17,3) (u / S,
+    v / S, flag), added to the tokens, the [markers] token and M_0 by a
+    models.keypoint_input.KeypointInput (its lifter `input_lift_hidden` wide; zero-initialised:
+    untrained, every output is exactly that of the head without it).
 
     `block` is the shared layer (heads.TransformerBlock or heads.MixerBlock); it is called `depth`
     times on the token sequence. `rest_markers`, `extent` come from models.mean_body.mean_body.
@@ -73,7 +78,8 @@ class ThundrHead(keras.layers.Layer):
 
     def __init__(self, block, *, depth, width, image_size, rest_markers, extent, fill=0.8,
                  pos_encoding="learned", corr_hidden=256, activation="relu", era=None,
-                 act_norm=True, lift_hidden=0, **kwargs):
+                 act_norm=True, lift_hidden=0, keypoint_input=False, input_lift_hidden=512,
+                 **kwargs):
         super().__init__(**kwargs)
         if pos_encoding not in POS_ENCODINGS:
             raise ValueError(f"model.head.pos_encoding={pos_encoding!r} is unknown; use one of "
@@ -94,12 +100,21 @@ class ThundrHead(keras.layers.Layer):
         self.lifter = None if not lift_hidden else KeypointLifter(
             self.num_markers, image_size=image_size, hidden=lift_hidden, activation=activation,
             era=era, act_norm=act_norm, name="lifter")
+        self.has_keypoint_input = bool(keypoint_input)
+        self._input_settings = dict(hidden=corr_hidden, lift_hidden=input_lift_hidden,
+                                    activation=activation, era=era, act_norm=act_norm)
 
     def build(self, input_shape):
         feat_shape, _ = input_shape[:2]
         h, w = feat_shape[1], feat_shape[2]
         self.grid = (int(h), int(w))
-        if len(input_shape) == 3:      # keypoint tokens (models/keypoint_tokens.py)
+        self.has_keypoint_tokens = len(input_shape) - 2 - self.has_keypoint_input == 1
+        if self.has_keypoint_input:    # an external detector's keypoints (keypoint_input.py)
+            self.keypoint_input = KeypointInput(
+                self.num_markers, width=self.width, image_size=self.image_size, grid=self.grid,
+                keypoint_tokens=self.has_keypoint_tokens, name="keypoint_input",
+                **self._input_settings)
+        if self.has_keypoint_tokens:   # keypoint tokens (models/keypoint_tokens.py)
             self.embed_keypoints = keras.layers.Dense(self.width, name="embed_keypoints")
             self.keypoint_embedding = self.add_weight(
                 shape=(input_shape[2][1], self.width), name="keypoint_embedding",
@@ -123,16 +138,25 @@ class ThundrHead(keras.layers.Layer):
         intr = ops.broadcast_to(intr[:, None, :], (ops.shape(tokens)[0], h * w, 4))
         x = self.embed(ops.concatenate([tokens, intr], axis=-1))
         x = x + ops.cast(self.pos, x.dtype)[None]
-        if len(inputs) == 3:
+        given = self.keypoint_input([inputs[-1], K]) if self.has_keypoint_input else {}
+        if given:
+            x = x + ops.cast(given["tokens"], x.dtype)
+        if self.has_keypoint_tokens:
             keypoints = self.embed_keypoints(ops.cast(inputs[2], x.dtype))
-            x = ops.concatenate(
-                [x, keypoints + ops.cast(self.keypoint_embedding, x.dtype)[None]], axis=1)
+            keypoints = keypoints + ops.cast(self.keypoint_embedding, x.dtype)[None]
+            if given:
+                keypoints = keypoints + ops.cast(given["keypoint_tokens"], x.dtype)
+            x = ops.concatenate([x, keypoints], axis=1)
         marker_token = ops.broadcast_to(ops.cast(self.marker_token, x.dtype),
                                         (ops.shape(x)[0], 1, self.width))
+        if given:
+            marker_token = marker_token + ops.cast(given["marker_token"], x.dtype)
         x = ops.concatenate([marker_token, x], axis=1)
         markers = initial_markers(K, self.image_size, self.rest_markers, self.extent, self.fill)
         if self.lifter is not None:
             markers = markers + self.lifter([inputs[2][..., -4:], K])
+        if "start" in given:
+            markers = markers + given["start"]
         estimates = []
         for _ in range(self.depth):
             x = self.block(x)
