@@ -1,9 +1,10 @@
 """config -> tf.data.Dataset of batched schema examples, for one replica of a tf.distribute run.
 
-`build_dataset(config, split, input_context=None, body_model=None)`:
+`build_dataset(config, split, input_context=None, body_model=None, keypoints=None)`:
   split "train": shard (input_context) -> shuffle -> read / parse (bad images skipped and
-    counted) -> repeat -> mix sources -> augment -> batch (per-replica size, drop remainder)
-    -> prefetch; infinite.
+    counted) -> repeat -> mix sources -> augment -> [keypoints: a keypoint-fed model's input,
+    kp2d corrupted by a data_pipelines.keypoint_noise.KeypointNoise] -> batch (per-replica
+    size, drop remainder) -> prefetch; infinite.
   split "test": the first named source, file order, not augmented, batched (eval.batch_size),
     remainder kept; finite. Sharded too when an input_context is given.
   split "val": the first data.val_size examples of "test" (all when 0 or unset), for the
@@ -31,7 +32,7 @@ import ml_collections
 import tensorflow as tf
 
 from data_pipelines import augment as augment_lib
-from data_pipelines import coco, h36m, schema
+from data_pipelines import coco, h36m, keypoint_noise, schema
 
 SOURCES = ("synthetic", "h36m", "coco")
 SPLITS = ("train", "test", "val")
@@ -182,9 +183,12 @@ def augment_config(config):
     return augment_lib.AugmentConfig.from_config(section)
 
 
-def build_dataset(config, split, input_context=None, body_model=None, sizes=None):
+def build_dataset(config, split, input_context=None, body_model=None, sizes=None,
+                  keypoints=None):
     """The batched tf.data.Dataset of `split` ("train" | "test" | "val") for one input
-    pipeline (see the module docstring). `sizes`: the label sizes when no body model is given."""
+    pipeline (see the module docstring). `sizes`: the label sizes when no body model is given.
+    `keypoints`: a keypoint_noise.KeypointNoise: training examples get `keypoints`, their
+    augmented kp2d corrupted by it (the evaluation's come from eval/keypoint_input.py)."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     data = _data(config)
@@ -227,5 +231,11 @@ def build_dataset(config, split, input_context=None, body_model=None, sizes=None
         seeds = tf.data.Dataset.random(seed=seed).batch(2)
         ds = tf.data.Dataset.zip(ds, seeds).map(
             lambda ex, s: augment_lib.augment(ex, s, aug, symmetry),
+            num_parallel_calls=tf.data.AUTOTUNE)
+    if keypoints is not None:
+        size = int(data.image_size)
+        seeds = tf.data.Dataset.random(seed=seed + 1).batch(2)
+        ds = tf.data.Dataset.zip(ds, seeds).map(
+            lambda ex, s: keypoint_noise.add_keypoints(ex, s, keypoints, size),
             num_parallel_calls=tf.data.AUTOTUNE)
     return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
