@@ -6,7 +6,8 @@ same code. Steps (docs/eval_demo.md):
    (--bbox) the landmark model runs on a square ROI around that box instead of the detector's;
 2. crop: a square 1.2 x the person box's longer side (SPIN's scaleFactor), resized to the
    network's input with the readers' warp, and its intrinsics (pose_era.geometry);
-3. network: the pose model's prediction in the photo's camera frame;
+3. network: the pose model's prediction in the photo's camera frame (a keypoint-fed network,
+   model.keypoint_input, also reads BlazePose's keypoints in its crop: `network_keypoints`);
 4. fit (optional): eval.fitting refines pose, shape and translation to the COCO-17
    keypoints mapped from the landmarks and to their 3D world landmarks, in the crop's camera;
    keypoints outside the photo, or that BlazePose rates absent, are not fitted: their limbs
@@ -24,9 +25,11 @@ import numpy as np
 import tensorflow as tf
 
 from data_pipelines import images
+from data_pipelines.keypoint_noise import network_input
 from eval.blazepose import Person as Landmarks
 from eval.blazepose import detector as bp_detector
 from eval.blazepose import landmarks as bp_landmarks
+from models.pose_net import takes_keypoints
 from pose_era import constants, geometry
 
 ENLARGE = 1.2        # crop side = 1.2 x the person box's longer side (SPIN's scaleFactor)
@@ -134,6 +137,35 @@ def to_crop(keypoints, box, size):
     return np.concatenate([uv, (keypoints[:, 2] * inside)[:, None]], 1).astype(np.float32)
 
 
+def seen_keypoints(keypoints, image_shape, absent=None):
+    """(17,) bool: the COCO-17 keypoints (17, 3) photo pixels + visibility the demo counts as
+    seen: visibility >= MIN_VISIBILITY, inside the photo of `image_shape` (H, W, ...), and not
+    rated absent (absent (17,) bool, BlazePose's presence < 0.5, when given)."""
+    h, w = image_shape[:2]
+    xy = keypoints[:, :2]
+    seen = ((keypoints[:, 2] >= MIN_VISIBILITY) & (xy[:, 0] >= 0) & (xy[:, 0] < w)
+            & (xy[:, 1] >= 0) & (xy[:, 1] < h))
+    if absent is not None:
+        seen &= ~np.asarray(absent, bool)
+    return seen
+
+
+def network_keypoints(keypoints, absent, crop_xyxy, size, image_shape):
+    """BlazePose's COCO-17 keypoints -> a keypoint-fed network's input (17, 3) in its crop
+    (data_pipelines.keypoint_noise.network_input: u / S, v / S, flag).
+
+    keypoints (17, 3) photo pixels + visibility, or None (no landmarks: every keypoint absent);
+    absent (17,) bool, keypoints BlazePose rates absent (presence < 0.5), or None. A keypoint is
+    given (flag 1) when it is seen by the rule the rest of the demo uses (`seen_keypoints`, as
+    `unreliable_because`, the overlay, the fit) and inside the crop. The training noise
+    (configs/common_pose.py) was measured with this rule."""
+    if keypoints is None:
+        return np.zeros((17, 3), np.float32)
+    seen = seen_keypoints(keypoints, image_shape, absent)
+    crop = to_crop(np.concatenate([keypoints[:, :2], np.ones((17, 1))], 1), crop_xyxy, size)
+    return network_input(crop[:, :2], seen, size).numpy()
+
+
 @dataclass
 class Person:
     """What the pipeline found and predicted for one person (NumPy arrays, no batch axis)."""
@@ -161,12 +193,8 @@ def unreliable_because(keypoints, image_shape, box, fitted=None, absent=None):
     absent from the photo wherever it drew them (not seen: the fit does not follow them)."""
     if keypoints is None:
         return ["BlazePose found no body, so no 2D keypoints check the network's guess"]
-    h, w = image_shape[:2]
     xy = keypoints[:, :2]
-    seen = ((keypoints[:, 2] >= MIN_VISIBILITY) & (xy[:, 0] >= 0) & (xy[:, 0] < w)
-            & (xy[:, 1] >= 0) & (xy[:, 1] < h))
-    if absent is not None:
-        seen &= ~np.asarray(absent, bool)
+    seen = seen_keypoints(keypoints, image_shape, absent)
     reasons = []
     if seen.sum() < MIN_SEEN:
         reasons.append(f"only {seen.sum()} of the 17 keypoints are seen in the photo (at least "
@@ -225,12 +253,19 @@ class Pipeline:
         found = self.blazepose(rgb, None if all_people else 1)
         return [(p.box(), "blazepose", p) for p in found]
 
-    def predict(self, rgb, box, K_full):
-        """Crop + network: (crop box, K_crop, prediction dict)."""
+    def predict(self, rgb, box, K_full, keypoints=None, absent=None):
+        """Crop + network: (crop box, K_crop, prediction dict). A keypoint-fed network
+        (model.keypoint_input) is also given BlazePose's keypoints, keypoints (17, 3) photo
+        pixels + visibility and absent (17,) bool (`network_keypoints`; None: all absent);
+        other networks ignore them."""
         crop_xyxy = crop_box(box)
         crop, K_crop = prepare_crop(rgb.astype(np.float32) / 255.0, K_full, crop_xyxy,
                                     self.size)
-        out = self.model({"image": crop[None], "K": tf.constant(K_crop[None])}, training=False)
+        inputs = {"image": crop[None], "K": tf.constant(K_crop[None])}
+        if takes_keypoints(self.model):
+            inputs["keypoints"] = tf.constant(network_keypoints(keypoints, absent, crop_xyxy,
+                                                                self.size, rgb.shape)[None])
+        out = self.model(inputs, training=False)
         return crop_xyxy, K_crop, {k: np.asarray(v)[0] for k, v in out.items()}
 
     def fit(self, pred, K_crop, crop_xyxy, keypoints, world=None, image_shape=None, absent=None):
@@ -264,16 +299,16 @@ class Pipeline:
         results = []
         for box, source, lm in self.people(rgb, bbox, all_people):
             stages = ["detector"] if source == "blazepose" else ["bbox"]
-            crop_xyxy, K_crop, pred = self.predict(rgb, box, K_full)
-            person = Person(box, source, crop_xyxy, K_full, K_crop, pred, stages, lm)
+            keypoints = world = absent = None
             if lm is not None:
-                person.stages.append("landmarks")
-                person.keypoints = lm.coco17()
-            person.stages.append("network")
-            fitted = world = absent = None
-            if lm is not None:
+                stages.append("landmarks")
+                keypoints = lm.coco17()
                 world = lm.world_coco17(K_full)
                 absent = lm.coco17_presence() < bp_landmarks.MIN_PRESENCE
+            crop_xyxy, K_crop, pred = self.predict(rgb, box, K_full, keypoints, absent)
+            person = Person(box, source, crop_xyxy, K_full, K_crop, pred, stages, lm, keypoints)
+            person.stages.append("network")
+            fitted = None
             if fit and self.fitter is not None and person.keypoints is not None:
                 person.network = pred
                 person.pred, person.fit = self.fit(pred, K_crop, crop_xyxy, person.keypoints,

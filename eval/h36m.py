@@ -33,7 +33,9 @@ Example:
                 folder unchanged).
 
 The images come from `pipeline.build_dataset(config, "test")` with data.name/dir/protocol set
-from --data and --protocol, and are scored by eval/pose_eval.py, the evaluator training's
+from --data and --protocol (a keypoint-fed model, model.keypoint_input, also gets 2D keypoints:
+BlazePose's on each image, or what the config's eval.keypoints names; the table's header and
+the JSON's options say which), and are scored by eval/pose_eval.py, the evaluator training's
 validation uses (a synthetic set that is not built yet gets its test split rendered first, with a
 progress bar; not its training images).
 Prints MPJPE, PA-MPJPE (14 LSP joints, mm), MPVPE (mm, where ground-truth body parameters
@@ -133,18 +135,25 @@ def run(args):
     dataset = pipeline.build_dataset(config, "test", body_model=body)
     _, model, step = checkpoints.restore(prefix)
     count = pipeline.num_examples(config, "test")
-    names, errors = PoseEvaluator.from_config(config, body).per_sample(
+    evaluator = PoseEvaluator.from_config(config, body)
+    names, errors = evaluator.per_sample(
         model, dataset, math.ceil(count / int(config.eval.batch_size)), progress=True)
     if not names:
         raise EvalError("no sample with valid 3D joints was evaluated; check the npz's 'S'")
     actions = report.actions_of(names)
     summaries = {row: report.summarize(e, actions) for row, e in errors.items()}
     print(f"{name} protocol {args.protocol}: {npz} (checkpoint {prefix}, step {step})")
+    keypoints = evaluator.keypoint_source
+    if keypoints is not None:   # a keypoint-fed model (model.keypoint_input): say what it read
+        print(f"2D keypoints given to the network: {keypoints.description}")
     print(report.results_table(summaries))
     if actions is not None:
         print()
         print(report.action_table(summaries))
-    payload = build_payload(name, args.protocol, npz, summaries, options_of(args), step, prefix)
+    options = options_of(args)
+    if keypoints is not None:
+        options["keypoints"] = keypoints.description
+    payload = build_payload(name, args.protocol, npz, summaries, options, step, prefix)
     out = Path(args.out) if args.out else workdir / "eval"
     try:
         path = report.write_json(out / f"{name}_p{args.protocol}.json", payload)

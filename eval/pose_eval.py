@@ -4,7 +4,9 @@ model, and of the mean-body baseline, over batches of schema examples.
 Why one: the validation during training (training/tasks/pose.py) and `python -m eval.h36m` must
 report the same numbers for the same images, so both run this class on
 `pipeline.build_dataset(config, "val" | "test")`. The options come from config.eval (pelvis,
-vertex_align, baseline); the CLI overrides them from its flags.
+vertex_align, baseline); the CLI overrides them from its flags. A keypoint-fed model
+(model.keypoint_input) is also given 2D keypoints on every batch, from the source
+config.eval.keypoints names (eval/keypoint_input.py: BlazePose on the image by default).
 """
 import sys
 
@@ -52,11 +54,13 @@ class PoseEvaluator:
     The model is called on the batch's `model_inputs` (the pose network's image and K; the
     paper sweep's head reads cached backbone features instead of the image, training/
     paper_sweep.py). Samples without valid 3D joints are skipped; MPVPE exists only when every evaluated sample
-    has ground-truth body parameters (its mesh is posed by the same body model).
+    has ground-truth body parameters (its mesh is posed by the same body model). `keypoints`:
+    for a keypoint-fed model, a callable () -> source, a source being batch -> (B,17,3) keypoint
+    input with a `description` (eval/keypoint_input.py); made on first use.
     """
 
     def __init__(self, body, image_size, init_fill, pelvis="spin", vertex_align="pelvis",
-                 baseline="", model_inputs=MODEL_INPUTS):
+                 baseline="", model_inputs=MODEL_INPUTS, keypoints=None):
         if baseline and baseline not in BASELINES:
             raise ValueError(f"eval.baseline={baseline!r}: choose '' (none) or "
                              f"{', '.join(BASELINES)}")
@@ -65,12 +69,34 @@ class PoseEvaluator:
         self.pelvis, self.vertex_align, self.baseline = pelvis, vertex_align, baseline
         self.rows = ["model"] + ([baseline] if baseline else [])
         self.mean_pose = MeanPoseBaseline(body, image_size, init_fill) if baseline else None
+        self._make_keypoints, self._keypoints = keypoints, None
 
     @classmethod
     def from_config(cls, config, body):
-        """The evaluator of config.eval's options for the pose config's image size and M_0."""
+        """The evaluator of config.eval's options for the pose config's image size and M_0
+        (and, for a keypoint-fed model, config.eval.keypoints' source)."""
+        keypoints = None
+        if config.model.keypoint_input.enabled:
+            def keypoints():
+                from eval.keypoint_input import source_for
+                return source_for(config, body)
         return cls(body, config.data.image_size, config.model.init_fill, config.eval.pelvis,
-                   config.eval.vertex_align, config.eval.baseline)
+                   config.eval.vertex_align, config.eval.baseline, keypoints=keypoints)
+
+    @property
+    def keypoint_source(self):
+        """The keypoint source of a keypoint-fed model (made on first use), else None."""
+        if self._keypoints is None and self._make_keypoints is not None:
+            self._keypoints = self._make_keypoints()
+        return self._keypoints
+
+    def model_inputs_of(self, batch):
+        """The model's inputs of a batch of schema examples (keypoints added when it takes
+        them)."""
+        inputs = {k: batch[k] for k in self.model_inputs}
+        if self.keypoint_source is not None:
+            inputs["keypoints"] = tf.constant(self.keypoint_source(batch))
+        return inputs
 
     def _errors(self, pred, gt_joints, gt_mesh):
         out = {"mpjpe": metrics.mpjpe(pred["h36m17"], gt_joints, self.pelvis),
@@ -93,7 +119,7 @@ class PoseEvaluator:
                 continue
             # Eager: the convolutions dominate, and a graph would be traced again for the last,
             # smaller batch (seconds of tracing for a few milliseconds of Python overhead saved).
-            preds = {"model": model({k: batch[k] for k in self.model_inputs}, training=False)}
+            preds = {"model": model(self.model_inputs_of(batch), training=False)}
             if self.baseline:
                 preds[self.baseline] = self.mean_pose(batch["K"])
             gt_joints = batch["j3d"].numpy()[keep]

@@ -10,7 +10,9 @@ model, 480x480 with their known camera K) and runs the demo's pipeline (eval/dem
   box;
 - PA-MPJPE (mm, H36M-17 -> 14 LSP joints, eval.metrics) of the network alone and after the fit,
   (a) on the dataset's crop fitted to the ground-truth COCO-17 keypoints, (b) on the detector's
-  crop fitted to BlazePose's keypoints (detected images only);
+  crop fitted to BlazePose's keypoints (detected images only); a keypoint-fed network
+  (model.keypoint_input) reads BlazePose's keypoints in both crops (none where it found nobody),
+  as in the demo;
 - after the fit to detected 2D: the median distance (photo pixels) of the fitted body's
   projected COCO-17 keypoints from the true ones inside the photo, and the share of the true
   keypoints outside the photo that it projects outside too (with --cut);
@@ -30,9 +32,10 @@ import numpy as np  # noqa: E402
 
 from data_pipelines.synthetic.scene import SceneMaker, example_seed  # noqa: E402
 from eval import demo  # noqa: E402
-from eval.blazepose import BlazePose  # noqa: E402
+from eval.blazepose import BlazePose, landmarks  # noqa: E402
 from eval.fitting import FitOptions, Fitter  # noqa: E402
 from eval.metrics import pa_mpjpe  # noqa: E402
+from models.pose_net import takes_keypoints  # noqa: E402
 from pose_era import constants  # noqa: E402
 from pose_era.body import body_model_of  # noqa: E402
 from training import checkpoints  # noqa: E402
@@ -67,16 +70,20 @@ def main(argv=None):
             rgb = rgb[:int(np.clip(hips.max() + args.cut * np.ptp(kp[:, 1]), 1, SIZE))]
         inside = (kp[:, 2] > 0) & (kp[:, 1] < len(rgb))
         kp[:, 2] = inside
-        crop, K_crop, pred = pipe.predict(rgb, whole, ex["K"])
-        fitted, _ = pipe.fit(pred, K_crop, crop, kp, image_shape=rgb.shape)
-        rows["gt_net"].append(pa_mpjpe(pred["h36m17"][None], gt)[0])
-        rows["gt_fit"].append(pa_mpjpe(fitted["h36m17"][None], gt)[0])
         started = time.perf_counter()
         people = pipe(rgb, K_full=ex["K"])
         times.append(time.perf_counter() - started)
         lo, hi = ex["kp2d"][:, :2].min(0), ex["kp2d"][:, :2].max(0)
         hit = [p for p in people if np.all((lo <= np.add(p.box[:2], np.divide(p.box[2:], 2)))
                                            & (np.add(p.box[:2], np.divide(p.box[2:], 2)) <= hi))]
+        # A keypoint-fed network reads BlazePose's keypoints in the dataset's crop too.
+        lm = hit[0].landmarks if hit else None
+        absent = None if lm is None else lm.coco17_presence() < landmarks.MIN_PRESENCE
+        crop, K_crop, pred = pipe.predict(rgb, whole, ex["K"],
+                                          None if lm is None else lm.coco17(), absent)
+        fitted, _ = pipe.fit(pred, K_crop, crop, kp, image_shape=rgb.shape)
+        rows["gt_net"].append(pa_mpjpe(pred["h36m17"][None], gt)[0])
+        rows["gt_fit"].append(pa_mpjpe(fitted["h36m17"][None], gt)[0])
         if hit:
             found += 1
             rows["det_net"].append(pa_mpjpe(hit[0].network["h36m17"][None], gt)[0])
@@ -86,8 +93,10 @@ def main(argv=None):
             rows["kept_out"] += list(uv[~inside & (kp[:, 1] >= len(rgb)), 1] >= len(rgb))
     mean = {k: float(np.mean(v)) if v else float("nan") for k, v in rows.items()}
     cut = "" if args.cut is None else f", photos cut {args.cut:+g} x body height below the hips"
+    fed = (", keypoint-fed: the network reads BlazePose's keypoints in both crops (none where "
+           "it found nobody)") if takes_keypoints(model) else ""
     print(f"checkpoint {args.ckpt} (step {step}), {args.n} synthetic test scenes (seed "
-          f"{args.seed}), fit {args.steps} steps{cut}\n")
+          f"{args.seed}), fit {args.steps} steps{cut}{fed}\n")
     print("| detection rate | PA-MPJPE network (GT crop) | after fit to GT 2D | "
           "network (detector crop) | after fit to detected 2D | 2D error in the photo | "
           "out-of-photo keypoints kept out | demo time / image |")

@@ -36,6 +36,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from models import markerposer as mp  # noqa: E402
+from models.pose_net import takes_keypoints  # noqa: E402
 from training import checkpoints, tasks  # noqa: E402
 from training import config as config_lib  # noqa: E402
 
@@ -51,15 +52,20 @@ FLOAT16_MIN_SIZE = 4096
 FLOAT32_LAYERS = ("head/", "markerposer/")
 # ... except the head's keypoint lifter (models/lifter.py): most of the head's size (1.4 M values
 # at width 512), and its output is a small offset from the mean body, so float16 moves it little.
-FLOAT16_IN_HEAD = ("head/lifter/",)
+FLOAT16_IN_HEAD = ("head/lifter/", "head/keypoint_input/lifter/")
 
 
-def probe_inputs(size, count=4):
-    """Fixed random images and a crop camera: inputs to compare two copies of a model on."""
+def probe_inputs(size, count=4, keypoints=False):
+    """Fixed random images and a crop camera (and, for a keypoint-fed model, random keypoints
+    with a few absent): inputs to compare two copies of a model on."""
     gen = tf.random.Generator.from_seed(0)
-    return {"image": gen.uniform([count, size, size, 3]),
-            "K": tf.constant([[[size * 1.2, 0, size / 2], [0, size * 1.2, size / 2],
-                               [0, 0, 1]]] * count, tf.float32)}
+    inputs = {"image": gen.uniform([count, size, size, 3]),
+              "K": tf.constant([[[size * 1.2, 0, size / 2], [0, size * 1.2, size / 2],
+                                 [0, 0, 1]]] * count, tf.float32)}
+    if keypoints:
+        flag = tf.cast(gen.uniform([count, 17, 1]) > 0.2, tf.float32)
+        inputs["keypoints"] = tf.concat([gen.uniform([count, 17, 2], 0.1, 0.9) * flag, flag], -1)
+    return inputs
 
 
 def swap_markerposer(config, model, weights):
@@ -77,7 +83,7 @@ def swap_markerposer(config, model, weights):
                          "checkpoint's")
     for a, b in zip(old, new):
         b.assign(a)
-    inputs = probe_inputs(int(config.data.image_size))
+    inputs = probe_inputs(int(config.data.image_size), keypoints=takes_keypoints(model))
     a, b = model(inputs, training=False), new_model(inputs, training=False)
     if not np.array_equal(a["markers"], b["markers"]):
         raise ValueError("the head's markers changed when the MarkerPoser was swapped")
@@ -91,7 +97,7 @@ def check_float16(config, model, release_dir, tolerance_mm=1.0):
     (the issue's bar) on the same random images; ValueError otherwise. Returns the largest
     difference in mm."""
     _, stored, _ = checkpoints.restore(release_dir)
-    inputs = probe_inputs(int(config.data.image_size))
+    inputs = probe_inputs(int(config.data.image_size), keypoints=takes_keypoints(model))
     a, b = model(inputs, training=False), stored(inputs, training=False)
     worst = 1000 * float(tf.reduce_max(tf.abs(a["vertices"] - b["vertices"])))
     if worst > tolerance_mm:

@@ -2,23 +2,27 @@
 
 Plugs the network, the tf.data pipeline (data_pipelines/pipeline.py), the losses
 (pose_era/losses.py) and the one pose evaluator (eval/pose_eval.py) into the training driver.
-Examples arrive as the schema of docs/contracts.md; the model reads {image, K}, the losses the
+Examples arrive as the schema of docs/contracts.md; the model reads {image, K} (and, with
+model.keypoint_input, `keypoints`: in training the true kp2d corrupted by
+config.data.keypoint_noise, in evaluation what config.eval.keypoints names), the losses the
 rest. The task owns the body model of config.body.path for all of them.
 """
 import numpy as np
 import tensorflow as tf
 
 from data_pipelines import pipeline
+from data_pipelines.keypoint_noise import KeypointNoise
 from eval.pose_eval import MODEL_INPUTS, PoseEvaluator
-from models.pose_net import build_pose_model, count_params
+from models.pose_net import KEYPOINTS, build_pose_model, count_params
 from pose_era import losses, renderer
 from pose_era.body import body_model_of
 from training.tasks.base import Task
 
 
 def _split(example):
-    inputs = {k: example[k] for k in MODEL_INPUTS}
-    targets = {k: v for k, v in example.items() if k not in MODEL_INPUTS}
+    keys = MODEL_INPUTS + (KEYPOINTS,) * (KEYPOINTS in example)
+    inputs = {k: example[k] for k in keys}
+    targets = {k: v for k, v in example.items() if k not in keys}
     return inputs, targets
 
 
@@ -33,7 +37,10 @@ class PoseTask(Task):
         return build_pose_model(self.config, self.body)
 
     def train_dataset(self, input_context=None):
-        return pipeline.build_dataset(self.config, "train", input_context, self.body).map(_split)
+        noise = (KeypointNoise.from_config(self.config.data.keypoint_noise)
+                 if self.config.model.keypoint_input.enabled else None)
+        return pipeline.build_dataset(self.config, "train", input_context, self.body,
+                                      keypoints=noise).map(_split)
 
     def eval_dataset(self):
         """Batched schema examples of the validation slice (the evaluator splits them)."""
@@ -64,7 +71,7 @@ class PoseTask(Task):
         if not every or step % every:
             return
         batch = next(iter(self.eval_dataset().take(1)))
-        outputs = model({k: batch[k] for k in MODEL_INPUTS}, training=False)
+        outputs = model(self.evaluator.model_inputs_of(batch), training=False)
         image = batch["image"][0].numpy()
         overlay = renderer.overlay_mesh(image, outputs["vertices"][0].numpy(), self.body.faces,
                                         batch["K"][0].numpy())
