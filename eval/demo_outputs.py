@@ -24,6 +24,7 @@ COCO_LIMBS = ((5, 7), (7, 9), (6, 8), (8, 10), (5, 6), (5, 11), (6, 12), (11, 12
 H36M_LIMBS = ((0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6), (0, 7), (7, 8), (8, 9), (9, 10),
               (8, 11), (11, 12), (12, 13), (8, 14), (14, 15), (15, 16))
 MIN_PICTURE_SIDE = 480  # px: pictures of smaller photos are drawn enlarged to this
+SIDE_DISTANCE = 10.0    # m: the side view's camera, far enough to be nearly orthographic
 
 
 def write_mesh(out, stem, vertices, faces):
@@ -119,12 +120,38 @@ def enlarged(image, K, min_side=MIN_PICTURE_SIDE):
     return big, np.diag([sx, sy, 1.0]).astype(np.float32) @ K, (sx, sy)
 
 
+def side_view(vertices, size, margin=0.05):
+    """(place, K, (height, width)): the side view of a mesh (N, 3) in camera-frame metres.
+    `place` turns camera-frame points 90 degrees about the mesh's bounding-box centre and moves
+    that centre SIDE_DISTANCE m straight ahead of the camera K, which frames the whole turned mesh
+    on a canvas whose longer side is `size` (a margin, a fraction of it, on each side). A far
+    camera, nearly orthographic: with the photo's own camera a portrait's unseen legs, turned
+    towards it from a metre away, came out huge, and a body the photo cuts came out cut."""
+    from pose_era import renderer  # only the pictures need it
+
+    centre = (vertices.min(0) + vertices.max(0)) / 2
+
+    def place(points):
+        turned = renderer.rotate_about_center(points, 90.0, centre=centre)
+        return turned - centre + np.array([0.0, 0.0, SIDE_DISTANCE], np.float32)
+
+    xy = place(vertices)[:, :2]
+    lo, hi = xy.min(0), xy.max(0)
+    scale = (1 - 2 * margin) * size / max(float(np.max(hi - lo)), 1e-6)   # pixels per metre
+    width, height = (max(1, int(round(v))) for v in (hi - lo) * scale + 2 * margin * size)
+    f = scale * SIDE_DISTANCE
+    mid = (lo + hi) / 2
+    K = np.array([[f, 0, width / 2 - scale * mid[0]], [0, f, height / 2 - scale * mid[1]],
+                  [0, 0, 1]], np.float32)
+    return place, K, (height, width)
+
+
 def write_pictures(out, stem, image, person, faces, compare=False):
     """STEM_overlay.png (mesh over the photo, person box in green, keypoints) and
-    STEM_side.png (mesh turned 90 degrees; with compare, our H36M-17 joints in red and
-    BlazePose's world landmarks mapped to H36M-17 in the camera's axes, placed at our pelvis,
-    in blue); both at
-    least MIN_PICTURE_SIDE px on their longer side (`enlarged`)."""
+    STEM_side.png (the whole mesh turned 90 degrees, seen from afar: `side_view`; with
+    compare, our H36M-17 joints in red and BlazePose's world landmarks mapped to H36M-17 in the
+    camera's axes, placed at our pelvis, in blue); both at least MIN_PICTURE_SIDE px on their
+    longer side (`enlarged`)."""
     from pose_era import renderer  # only the pictures need it
 
     image, K, (sx, sy) = enlarged(image, person.K_full)
@@ -137,24 +164,17 @@ def write_pictures(out, stem, image, person, faces, compare=False):
     cv2.rectangle(over, (x0, y0), (x1, y1), (0.2, 0.9, 0.2), _line_width(over.shape))
     if person.keypoints is not None:
         draw_keypoints(over, person.keypoints * np.array([sx, sy, 1.0], np.float32))
-    side = renderer.render_mesh(renderer.rotate_about_center(vertices, 90.0), faces, K, h, w,
+    place, K_side, (side_h, side_w) = side_view(vertices, max(h, w))
+    side = renderer.render_mesh(place(vertices), faces, K_side, side_h, side_w,
                                 cull_backfaces=False, background=(1.0, 1.0, 1.0))
     side_image = np.ascontiguousarray(side.image)
     if compare:
         ours = person.pred["h36m17"]
-        centre = (vertices.min(0) + vertices.max(0)) / 2
-
-        def turn(p):
-            """The mesh's turn applied to points p: p and its mirror about the mesh's centre
-            leave the bounding-box centre (the turn's pivot) where it is."""
-            return renderer.rotate_about_center(np.concatenate([vertices, p, 2 * centre - p]),
-                                                90.0)[len(vertices):len(vertices) + len(p)]
-
-        _draw_skeleton(side_image, turn(ours), K, (0.9, 0.1, 0.1))
+        _draw_skeleton(side_image, place(ours), K_side, (0.9, 0.1, 0.1))
         if person.landmarks is not None:
             # BlazePose's origin: mid-hip
             theirs = person.landmarks.world_h36m17(person.K_full) + ours[0]
-            _draw_skeleton(side_image, turn(theirs), K, (0.1, 0.2, 0.9))
+            _draw_skeleton(side_image, place(theirs), K_side, (0.1, 0.2, 0.9))
     paths = []
     for name, rgb in ((f"{stem}_overlay.png", over), (f"{stem}_side.png", side_image)):
         bgr = cv2.cvtColor((np.clip(rgb, 0, 1) * 255).round().astype(np.uint8), cv2.COLOR_RGB2BGR)

@@ -148,14 +148,16 @@ def _anatomy(body):
 
 def limb_resets(body):
     """(17, J) bool: the joints that start in the natural pose when keypoint k is not in the
-    photo: its limb driver, and for an elbow also the clavicle above it (a network's guess
-    for a clavicle of an unseen arm can raise the whole arm: 43 degrees on a portrait)."""
+    photo: its limb driver, and above it the joints between the limb and the torso (clavicles,
+    Anny's fixed hip joints), whose network guesses for an unseen limb raised Grace Hopper's
+    arm 40 degrees and spread her legs 30."""
     drivers, anatomy = limb_drivers(body), _anatomy(body)
     out = drivers[:, None] == np.arange(body.num_joints)[None]
     for k, j in enumerate(drivers):
         parent = anatomy.parents[j] if j >= 0 else -1
-        if parent >= 0 and anatomy.classes[parent] == "clavicle":
+        while parent >= 0 and anatomy.classes[parent] in ("clavicle", "fixed"):
             out[k, parent] = True
+            parent = anatomy.parents[parent]
     return out
 
 

@@ -248,8 +248,9 @@ def overlay_mesh(image, vertices, faces, K, alpha=0.8, cull_backfaces=True, **sh
     return overlay(image, render_mesh(vertices, faces, K, h, w, cull_backfaces, **shading), alpha)
 
 
-def rotate_about_center(vertices, angle_deg, axis=(0.0, -1.0, 0.0)):
-    """Vertices rotated by angle_deg about an axis through their bounding-box centre.
+def rotate_about_center(vertices, angle_deg, axis=(0.0, -1.0, 0.0), centre=None):
+    """Vertices rotated by angle_deg about an axis through `centre` (default: their
+    bounding-box centre).
 
     The default axis is the camera's up direction, so 90 degrees gives a side view rendered
     with the same camera (positive angles turn the right side, +x, away from the camera).
@@ -257,7 +258,8 @@ def rotate_about_center(vertices, angle_deg, axis=(0.0, -1.0, 0.0)):
     vertices = np.asarray(vertices, np.float32)
     axis = np.asarray(axis, np.float64)
     R = Rotation.from_rotvec(axis / np.linalg.norm(axis) * np.deg2rad(angle_deg)).as_matrix()
-    centre = (vertices.min(axis=0) + vertices.max(axis=0)) / 2
+    if centre is None:
+        centre = (vertices.min(axis=0) + vertices.max(axis=0)) / 2
     return ((vertices - centre) @ R.T.astype(np.float32) + centre).astype(np.float32)
 
 

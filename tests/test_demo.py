@@ -195,7 +195,7 @@ def test_small_photo_pictures_are_drawn_at_480(tmp_path):
                              {"vertices": verts})
     paths = demo_outputs.write_pictures(tmp_path, "p", small / 255.0, person, body.faces)
     over = cv2.imread(str(paths[0]))[..., ::-1] / 255.0
-    assert over.shape == cv2.imread(str(paths[1])).shape == (480, 480, 3)
+    assert over.shape == (480, 480, 3) and max(cv2.imread(str(paths[1])).shape) == 480
     mask = renderer.rasterize(verts, body.faces, ex["K"], 480, 480, cull_backfaces=False).mask
     assert mask.sum() > 5000
     plain = cv2.resize(small / 255.0, (480, 480), interpolation=cv2.INTER_CUBIC)
@@ -205,6 +205,34 @@ def test_small_photo_pictures_are_drawn_at_480(tmp_path):
     iou = (changed & mask & inner).sum() / ((changed | mask) & inner).sum()
     assert iou > 0.98, iou                 # a 160 px render enlarged gives 0.93
     assert np.abs(over - plain)[~mask & inner].mean() < 0.01
+
+
+def test_side_view_shows_the_whole_body_of_a_cut_photo(tmp_path):
+    """A photo cut just below the hips: the side view shows the whole mesh (it was rendered
+    with the photo's camera and size: legs cut off), turned 90 degrees (its depth extent
+    across the picture), at the photo's longer side."""
+    ex, body = scenes()[0], anny_scenes.anny_body()
+    verts = body(ex["betas"][None], geometry.axis_angle_to_matrix(ex["pose"][None]),
+                 ex["transl"][None])["vertices"].numpy()[0]
+    K = ex["K"]
+    cut = int(np.median(pipeline.project(verts, K)[:, 1]))   # half the body below the photo
+    person = pipeline.Person((0.0, 0.0, 480.0, float(cut)), "bbox",
+                             np.array([0, 0, 480, cut]), K, K, {"vertices": verts})
+    paths = demo_outputs.write_pictures(tmp_path, "p", ex["rgb"][:cut] / 255.0, person,
+                                        body.faces)
+    side = cv2.imread(str(paths[1]))
+    assert max(side.shape[:2]) == 480
+    drawn = (side < 250).any(-1)                            # white background elsewhere
+    rows, cols = np.flatnonzero(drawn.any(1)), np.flatnonzero(drawn.any(0))
+    assert rows[0] > 0 and rows[-1] < side.shape[0] - 1     # nothing cut off
+    assert cols[0] > 0 and cols[-1] < side.shape[1] - 1
+    place, K_side, (h, w) = demo_outputs.side_view(verts, 480)
+    uv = pipeline.project(place(verts), K_side)
+    assert (uv >= 0).all() and (uv <= [w, h]).all()
+    height = np.ptp(verts[:, 1])                            # the body stands in both views
+    assert np.ptp(uv[:, 1]) == pytest.approx(0.9 * 480 * min(1.0, height / max(
+        np.ptp(place(verts)[:, 0]), height)), rel=0.05)
+    np.testing.assert_allclose(np.ptp(place(verts)[:, 0]), np.ptp(verts[:, 2]), rtol=1e-4)
 
 
 def test_failed_rendering_still_writes_mesh_and_json(workdir, tmp_path, capsys, monkeypatch):

@@ -157,14 +157,15 @@ def test_arms_outside_a_portrait_hang_at_the_sides(setup):
     assert checked >= 8, "most scenes must have an arm wholly below the photo"
 
 
-def test_an_unseen_elbow_also_resets_its_clavicle():
+def test_an_unseen_limb_also_resets_the_joints_between_it_and_the_torso():
     body = anny_body()
     names, joints = constants.COCO17_NAMES, list(body.joint_names)
     resets = limb_resets(body)
     got = {names[k]: sorted(joints[j] for j in np.flatnonzero(r)) for k, r in enumerate(resets)
            if r.any()}
     assert got["left_elbow"] == ["LeftArm", "LeftShoulder"]
-    assert got["right_wrist"] == ["RightForeArm"] and got["left_knee"] == ["LeftUpLeg"]
+    assert got["left_knee"] == ["LHipJoint", "LeftUpLeg"]
+    assert got["right_wrist"] == ["RightForeArm"] and got["right_ankle"] == ["RightLeg"]
 
 
 def test_limb_drivers_are_the_joints_that_swing_each_limb():
