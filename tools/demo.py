@@ -9,12 +9,13 @@ Example:
     python tools/demo.py photo.jpg --bbox 410,120,260,640 --ckpt runs/mixer_64
 
 --ckpt     a training workdir or checkpoint prefix of a pose config (default:
-           pretrained/mixer_64_synth, the released model).
+           pretrained/mixer_64_kpin, the released keypoint-fed model).
 --out      output folder (default: demo_out).
 --bbox     the person's box x,y,w,h in pixels (top-left corner, width, height), used for every
            image instead of the person detector (the 2D landmarks still run inside it).
 --fit / --no-fit  refine the network's body to BlazePose's 2D keypoints (default: on).
---all      every person the detector finds (default: the most confident one).
+--all      every person found: the whole photo, then square tiles at several scales
+           (eval/blazepose/multiscale.py) (default: the most confident one).
 --compare  the side view also shows our joints (red) and BlazePose's 3D world landmarks (blue).
 
 People and 2D keypoints come from Google's BlazePose models (run with TensorFlow's TFLite
@@ -54,7 +55,7 @@ from training import checkpoints  # noqa: E402
 from training.checkpoints import CheckpointError  # noqa: E402
 from training.config import ConfigError  # noqa: E402
 
-DEFAULT_CKPT = "pretrained/mixer_64_synth"
+DEFAULT_CKPT = "pretrained/mixer_64_kpin"
 DEFAULT_OUT = "demo_out"
 
 

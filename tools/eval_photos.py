@@ -11,7 +11,7 @@ Example:
                committed ones, then cache/real_photos/, the ones `make photos` fetched).
 --annotations  the annotation JSON (default: eval/real_photos/annotations.json; the format is
                in its "about" line and docs/eval_demo.md).
---ckpt         a pose workdir or checkpoint prefix (default: pretrained/mixer_64_synth).
+--ckpt         a pose workdir or checkpoint prefix (default: pretrained/mixer_64_kpin).
 --no-fit       the network alone (default: the fit runs, and the network alone is scored from
                the same run before its fit).
 --out          the JSON summary (default: demo_out/real_photos_eval.json).
@@ -49,7 +49,7 @@ from training import checkpoints  # noqa: E402
 from training.checkpoints import CheckpointError  # noqa: E402
 from training.config import ConfigError  # noqa: E402
 
-DEFAULT_CKPT = "pretrained/mixer_64_synth"
+DEFAULT_CKPT = "pretrained/mixer_64_kpin"
 
 
 def parse_args(argv=None):
