@@ -27,6 +27,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from data_pipelines import pipeline  # noqa: E402
+from eval.pose_eval import PoseEvaluator  # noqa: E402
 from models import markerposer as mp  # noqa: E402
 from models import markerposer_pretrain as pre  # noqa: E402
 from pose_era import losses  # noqa: E402
@@ -44,9 +45,10 @@ def head_noise(ckpt):
     config.eval.batch_size = 32
     dataset = pipeline.build_dataset(config, "test", body_model=body)
     count = pipeline.num_examples(config, "test")
+    evaluator = PoseEvaluator.from_config(config, body)   # a keypoint-fed head gets its keypoints
     errors = []
     for batch in dataset:
-        pred = model({"image": batch["image"], "K": batch["K"]}, training=False)["markers"]
+        pred = model(evaluator.model_inputs_of(batch), training=False)["markers"]
         true = body.from_labels(batch["betas"], batch["pose"], batch["transl"])["markers"]
         errors.append(losses.mean_distance(losses.centred(pred), losses.centred(true)).numpy())
     return float(np.mean(np.concatenate(errors))) / GAUSS_MEAN_NORM, count
