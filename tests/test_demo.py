@@ -102,6 +102,7 @@ def test_a_body_cut_at_the_hips_keeps_its_legs_outside_the_photo(tmp_path, capsy
     """A rendered person seen from behind, the photo cut just below the hips, through the CLI
     with the released model: the fitted knees and ankles project below the photo (BlazePose
     draws its guesses for them squeezed just past the border), the upper body still matches,
+    with the demo's default model (the keypoint-fed release),
     and the body stands: torso upright, legs straight below the hips (not lying, not
     crouched)."""
     ex = scenes()[0]
@@ -110,8 +111,7 @@ def test_a_body_cut_at_the_hips_keeps_its_legs_outside_the_photo(tmp_path, capsy
     cut = int(kp[hips, 1].max() + 0.06 * np.ptp(kp[:, 1]))
     image = tmp_path / "cut.png"
     cv2.imwrite(str(image), ex["rgb"][:cut, :, ::-1])
-    released = Path(__file__).resolve().parents[1] / "pretrained" / "mixer_64_synth"
-    code, _, err = _run([str(image), "--ckpt", str(released), "--out", str(tmp_path)], capsys)
+    code, _, err = _run([str(image), "--out", str(tmp_path)], capsys)   # the default model
     assert code == 0, err
     params = json.loads((tmp_path / "cut.json").read_text())
     uv, xyz = np.array(params["joints"]["coco17_2d"]), np.array(params["joints"]["coco17_3d"])
