@@ -5,7 +5,6 @@ M_0), so with --no-fit its mesh, projected with the full image's camera from the
 inside the person's box: a check of the crop, the crop intrinsics and the full-image camera.
 """
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
