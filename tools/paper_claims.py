@@ -160,7 +160,7 @@ def figure(grid, path):
             ax.set_ylabel(f"{metric.upper().replace('_', '-')} (mm)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
-    fig.suptitle("Activation sweep (tools/paper_sweep.py): mean ± std over seeds")
+    fig.suptitle("Activation sweep (tools/paper_sweep.py):\nmean ± std over seeds")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
