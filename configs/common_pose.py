@@ -85,6 +85,8 @@ def model_section():
     c.keypoint_input = ml_collections.ConfigDict()
     c.keypoint_input.enabled = False
     c.keypoint_input.lift_hidden = 512    # its lifter's width (M_0 from the keypoints); 0 = none
+    c.keypoint_input.anchor = False       # translation solved from those keypoints, not
+                                          # regressed (models/keypoint_anchor.py; kpin: on)
     c.activation = "era"                  # era | relu | gelu | swish | leaky_relu
     c.era = era_section()
     c.num_markers = 64
@@ -183,6 +185,9 @@ def keypoint_noise_section():
         missed=0.02,           # measured 0 of 128 (photos: 1 of 10, not given to the network
                                # at all); 0.02 keeps the image-only path trained (--bbox
                                # with no landmarks gives no keypoints)
+        image_swap=0.0,        # an example's image replaced by its batch neighbour's (the
+                               # keypoints the only pose evidence); not measured, a training
+                               # choice (docs/pose_results.md)
     ))
 
 
@@ -240,6 +245,7 @@ def pose_config(arg, *, name, backbone, head_kind, width):
     config.model.head.kind = head_kind
     config.model.head.width = width
     config.model.keypoint_input.enabled = "kpin" in variants
+    config.model.keypoint_input.anchor = "kpin" in variants
     if cpu:
         config.model.backbone.bn_momentum = 0.99 if long else 0.9
         config.model.dense2d.enabled = True

@@ -23,6 +23,11 @@ longer side of the box around its labelled keypoints):
 6. `drop[k]`: a labelled keypoint reported unseen (BlazePose's visibility < 0.5: mostly
    occluded limbs);
 7. unlabelled keypoints and keypoints that end outside the crop are absent.
+And per batch (`swap_images`): with probability `image_swap` an example's image is replaced by
+its batch neighbour's, while its keypoints and labels stay. The network then sees an ordinary
+image that says nothing about the pose it must output, and learns to take the pose from the
+keypoints where the image disagrees with them: on real photos the image is what it reads
+badly (trained on renders) and BlazePose's keypoints are what is right.
 `estimate` does the inverse: the parameters of this model from detected and true keypoints.
 """
 import dataclasses
@@ -48,6 +53,7 @@ class KeypointNoise:
     swap: float = 0.0
     mirror: float = 0.0
     missed: float = 0.0
+    image_swap: float = 0.0
 
     @classmethod
     def from_config(cls, section):
@@ -119,6 +125,15 @@ def corrupt(kp2d, seed, noise, image_size):
 def add_keypoints(example, seed, noise, image_size):
     """The example with `keypoints`: its kp2d corrupted by `noise` (the network's input)."""
     return {**example, "keypoints": corrupt(example["kp2d"], seed, noise, image_size)}
+
+
+def swap_images(batch, seed, noise):
+    """A batch with each example's image replaced, with probability noise.image_swap, by the
+    next example's (the last by the first's); labels and keypoints stay (module docstring)."""
+    images = batch["image"]
+    chosen = tf.random.stateless_uniform(tf.shape(images)[:1], seed) < noise.image_swap
+    swapped = tf.where(chosen[:, None, None, None], tf.roll(images, -1, axis=0), images)
+    return {**batch, "image": swapped}
 
 
 # --- Estimating the parameters from a detector's output (NumPy) -------------------------------

@@ -4,7 +4,8 @@
   split "train": shard (input_context) -> shuffle -> read / parse (bad images skipped and
     counted) -> repeat -> mix sources -> augment -> [keypoints: a keypoint-fed model's input,
     kp2d corrupted by a data_pipelines.keypoint_noise.KeypointNoise] -> batch (per-replica
-    size, drop remainder) -> prefetch; infinite.
+    size, drop remainder) [-> some images swapped within it, KeypointNoise.image_swap]
+    -> prefetch; infinite.
   split "test": the first named source, file order, not augmented, batched (eval.batch_size),
     remainder kept; finite. Sharded too when an input_context is given.
   split "val": the first data.val_size examples of "test" (all when 0 or unset), for the
@@ -238,4 +239,9 @@ def build_dataset(config, split, input_context=None, body_model=None, sizes=None
         ds = tf.data.Dataset.zip(ds, seeds).map(
             lambda ex, s: keypoint_noise.add_keypoints(ex, s, keypoints, size),
             num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch, drop_remainder=True)
+    if keypoints is not None and keypoints.image_swap > 0:
+        seeds = tf.data.Dataset.random(seed=seed + 2).batch(2)
+        ds = tf.data.Dataset.zip(ds, seeds).map(
+            lambda b, s: keypoint_noise.swap_images(b, s, keypoints))
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -13,6 +13,7 @@ from models import markerposer as mp
 from models.backbones import build_backbone
 from models.dense2d import dense2d_head
 from models.heads import build_block
+from models.keypoint_anchor import KeypointAnchor
 from models.keypoint_tokens import KeypointTokens
 from models.mean_body import mean_body
 from models.scales import merge_scales
@@ -79,7 +80,9 @@ def build_head(m, image_size, mean):
 def build_pose_model(config, body_model):
     """Functional keras.Model {image (B,S,S,3) in [0,1], K (B,3,3)} -> dict of outputs; with
     model.keypoint_input.enabled also {keypoints (B,17,3)}: an external detector's COCO-17
-    keypoints in the crop (u / S, v / S, flag), models/keypoint_input.py. The outputs:
+    keypoints in the crop (u / S, v / S, flag), models/keypoint_input.py; with
+    model.keypoint_input.anchor every 3D output is then moved onto those keypoints
+    (models/keypoint_anchor.py) and `shift` (B,3) says by how much. The outputs:
 
     markers_list (B,L,K,3) all refinement steps, markers (B,K,3) the last one, rot6d (B,J,6),
     rotmats (B,J,3,3), betas (B,S), transl (B,3), and the posed body's vertices (B,V,3),
@@ -122,6 +125,8 @@ def build_pose_model(config, body_model):
                "vertices": body["vertices"], "joints": body["joints"],
                "mesh_markers": body["markers"], "h36m17": body["h36m17"],
                "coco17": body["coco17"], **extra}
+    if m.keypoint_input.enabled and m.keypoint_input.anchor:
+        outputs = KeypointAnchor(size, name="keypoint_anchor")(outputs, inputs[KEYPOINTS], K)
     return keras.Model(inputs, outputs, name="pose_net")
 
 
