@@ -142,6 +142,10 @@ def test_the_training_pipeline_gives_reproducible_keypoints_that_follow_the_augm
     assert err[given].max() < 5 * max(noise.sigma) * np.sqrt(2)
     plain = next(iter(pipeline.build_dataset(config, "train", body_model=body)))
     assert "keypoints" not in plain
+    swapped = next(iter(pipeline.build_dataset(
+        config, "train", body_model=body, keypoints=dataclasses.replace(noise, image_swap=1.0))))
+    np.testing.assert_array_equal(swapped["keypoints"], a)
+    np.testing.assert_array_equal(swapped["image"], np.roll(batches[0]["image"], -1, axis=0))
 
 
 def test_person_size_is_the_labelled_boxs_longer_side():
@@ -150,3 +154,19 @@ def test_person_size_is_the_labelled_boxs_longer_side():
     kp[3] = [500, 500, 0]
     assert float(kn.person_size(tf.constant(kp), 5.0)) == 80.0
     assert float(kn.person_size(tf.zeros((17, 3)), 20.0)) == 20.0
+
+
+def test_swap_images_gives_some_examples_their_neighbours_image_and_keeps_the_labels():
+    images = tf.reshape(tf.range(6, dtype=tf.float32), (6, 1, 1, 1)) * tf.ones((6, 2, 2, 3))
+    batch = {"image": images, "kp2d": tf.random.uniform((6, 17, 3), seed=1)}
+    never = kn.swap_images(batch, [0, 1], kn.KeypointNoise())
+    np.testing.assert_array_equal(never["image"], images)
+    always = kn.swap_images(batch, [0, 1], kn.KeypointNoise(image_swap=1.0))
+    np.testing.assert_array_equal(always["image"][:, 0, 0, 0], [1, 2, 3, 4, 5, 0])
+    np.testing.assert_array_equal(always["kp2d"], batch["kp2d"])
+    big = {"image": tf.reshape(tf.range(4000, dtype=tf.float32), (4000, 1, 1, 1))}
+    some = kn.swap_images(big, [3, 4], kn.KeypointNoise(image_swap=0.3))["image"].numpy()
+    swapped = some[:, 0, 0, 0] != np.arange(4000)
+    assert 0.27 < swapped.mean() < 0.33
+    again = kn.swap_images(big, [3, 4], kn.KeypointNoise(image_swap=0.3))["image"].numpy()
+    np.testing.assert_array_equal(some, again)
