@@ -80,19 +80,22 @@ def write_json(path, payload):
     return write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
-def code_version(root=None):
+def code_version(root=None, ignore=()):
     """{commit, dirty} of the git checkout `root` (default: the one this code runs from; None
-    outside one), so that a result can be traced to the code that produced it."""
+    outside one), so that a result can be traced to the code that produced it. Changes to the
+    files in `ignore` (a sweep's own results file, rewritten after every run) do not count."""
     root = Path(root) if root else Path(__file__).resolve().parents[1]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                                 text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=10,
-                               check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                cwd=root, capture_output=True, text=True, timeout=10,
+                                check=True).stdout.splitlines()
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": bool(dirty)}
+    ignored = {Path(p).resolve() for p in ignore}
+    changed = [line for line in status if (root / line[3:]).resolve() not in ignored]
+    return {"commit": commit, "dirty": bool(changed)}
 
 
 def cpu_model():

@@ -127,3 +127,24 @@ def test_batch_indices_cover_each_epoch_once():
     assert not np.array_equal(flat[:10], flat[10:])
     np.testing.assert_array_equal(sweep.batch_indices(5, 3, batch, n), steps[3])
     assert not np.array_equal(sweep.batch_indices(6, 0, batch, n), steps[0])
+
+
+def test_the_sweeps_own_results_file_does_not_make_its_rows_dirty(tmp_path):
+    """code_version(ignore=[out]): a change to the results file alone is clean; any other
+    change to a tracked file is dirty, as without `ignore`."""
+    import subprocess
+    from pose_era import io
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results.json").write_text("{}\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    out = tmp_path / "results.json"
+    out.write_text('{"rows": [1]}\n')
+    assert io.code_version(tmp_path, ignore=[out])["dirty"] is False
+    assert io.code_version(tmp_path)["dirty"] is True
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert io.code_version(tmp_path, ignore=[out])["dirty"] is True

@@ -308,7 +308,7 @@ def main(argv=None):
         todo = [run for run in runs if key(run) not in done]
         print(f"capacity_sweep: {len(runs) - len(todo)} of {len(runs)} runs already in "
               f"{args.out}; {len(todo)} to go. {io.machine_line()}", flush=True)
-        version = io.code_version()
+        version = io.code_version(ignore=[args.out])
         for run in todo:
             with tempfile.TemporaryDirectory(prefix="capacity_") as tmp:
                 record = run_one(MODELS[run["model"]], overrides(run, args.set),

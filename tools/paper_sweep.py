@@ -146,7 +146,7 @@ def main(argv=None):
           flush=True)
     if args.plot_era:
         return plot_era(args, sweep, cache, config, body, protocol, todo)
-    version = io.code_version()
+    version = io.code_version(ignore=[args.out])
     for head, width, activation, seed in todo:
         run_dir = sweep.run_dir(args.cache, cache.sha256, head, width, activation, seed,
                                 protocol)
