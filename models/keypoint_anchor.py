@@ -16,7 +16,11 @@ linear in d: two equations per given keypoint, solved in least squares (normal e
 rows scaled by 1/sqrt|det P[:2,:2]| so residuals are in metres at unit depth, plus a small
 ridge that keeps d at 0 when the keypoints do not determine it). The shift is applied to every
 3D output (markers, all refinement steps, translation, vertices, joints), so the mesh, its
-markers and its joints stay one body; it is differentiable and used in training as at test.
+markers and its joints stay one body.
+Only at inference: in training the shift is 0 and the network's own translation is trained as
+before (it is the fallback below). Through the shift, the loss on the markers' centroid reaches
+the pose: the network can move the body by bending or resizing it, so that the solved shift
+lands it right (measured in docs/pose_results.md, "The keypoint-fed network on real photos").
 With fewer than MIN_KEYPOINTS given keypoints, or a shift that would put a joint within
 MIN_DEPTH of the camera, d = 0: the network's own translation is kept.
 """
@@ -52,7 +56,8 @@ def solve_shift(joints, keypoints, K, image_size):
 
 class KeypointAnchor(keras.layers.Layer):
     """[outputs dict, keypoints (B,17,3), K (B,3,3)] -> the dict with every 3D output moved by
-    `solve_shift` of its coco17 joints; other outputs unchanged. `shift` (B,3) is added."""
+    `solve_shift` of its coco17 joints (in training by 0); other outputs unchanged. `shift`
+    (B,3) is added."""
 
     POINTS = ("markers", "vertices", "joints", "mesh_markers", "h36m17", "coco17")
 
@@ -60,8 +65,10 @@ class KeypointAnchor(keras.layers.Layer):
         super().__init__(**kwargs)
         self.image_size = float(image_size)
 
-    def call(self, outputs, keypoints, K):
+    def call(self, outputs, keypoints, K, training=None):
         d = solve_shift(outputs["coco17"], keypoints, K, self.image_size)
+        if training:         # the network's own translation is trained (module docstring)
+            d = ops.zeros_like(d)
         moved = dict(outputs)
         for key in self.POINTS:
             moved[key] = outputs[key] + d[:, None, :]

@@ -95,9 +95,10 @@ def test_too_few_keypoints_or_a_body_behind_the_camera_keep_the_networks_transla
 
 
 def test_the_anchored_model_moves_every_3d_output_onto_the_keypoints(tmp_path):
-    """A tiny keypoint-fed model with and without the anchor, same weights: the anchored one's
-    3D outputs are the plain one's plus one shift per example, and its COCO-17 joints project
-    onto the given keypoints (exact, noise-free keypoints of a shifted copy of its own body)."""
+    """A tiny keypoint-fed model with and without the anchor, same weights: at inference the
+    anchored one's 3D outputs are the plain one's plus one shift per example, and its COCO-17
+    joints project onto the given keypoints (exact, noise-free keypoints of a shifted copy of
+    its own body); in training the shift is 0."""
     from models import pose_net
     from tests.test_keypoint_input import _inputs, _kp_model
     from tests.tiny_pose_workdir import IMAGE_SIZE, tiny_overrides
@@ -128,5 +129,9 @@ def test_the_anchored_model_moves_every_3d_output_onto_the_keypoints(tmp_path):
         np.testing.assert_allclose(out[key].numpy(), moved, atol=1e-5)
     np.testing.assert_allclose(out["markers_list"].numpy(),
                                out_plain["markers_list"].numpy() + d[:, None, None], atol=1e-5)
+    trained = anchored(inputs, training=True)
+    np.testing.assert_array_equal(trained["shift"], 0.0)
+    np.testing.assert_allclose(trained["coco17"], plain(inputs, training=True)["coco17"],
+                               atol=1e-6)
     got = np.einsum("bij,bkj->bki", K, out["coco17"].numpy())
     np.testing.assert_allclose(got[..., :2] / got[..., 2:], p[..., :2] / p[..., 2:], atol=0.05)
