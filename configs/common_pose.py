@@ -21,9 +21,11 @@ the colon is a comma-separated list of variants, so a variant is an argument, no
             (train.init_from = runs/<name>_weak; set it to your own workdir with --set).
   kpin      keypoint-fed: the network also reads a detector's 2D keypoints in its crop
             (model.keypoint_input: BlazePose's in the demo and eval.h36m, in training the true
-            ones corrupted by data.keypoint_noise, BlazePose's measured errors). Its new layers
+            ones corrupted by data.keypoint_noise, BlazePose's measured errors, and a quarter
+            of the images swapped within the batch so that it learns to trust them); its body
+            placed onto them at inference (model.keypoint_input.anchor). Its new layers
             start at zero, so it fine-tunes a network without it, e.g. the release
-            (docs/pose_results.md, "A keypoint-fed network", has the command).
+            (docs/pose_results.md, "A keypoint-fed network", has the commands).
   (none)    fully supervised from scratch at the paper's 480x480: a GPU recipe (started where
             no GPU is visible, the driver first prints a warning with a time estimate).
 
@@ -186,8 +188,8 @@ def keypoint_noise_section():
                                # at all); 0.02 keeps the image-only path trained (--bbox
                                # with no landmarks gives no keypoints)
         image_swap=0.0,        # an example's image replaced by its batch neighbour's (the
-                               # keypoints the only pose evidence); not measured, a training
-                               # choice (docs/pose_results.md)
+                               # keypoints its only pose evidence): not a detector error but a
+                               # training choice; kpin 0.25 (docs/pose_results.md)
     ))
 
 
@@ -246,6 +248,8 @@ def pose_config(arg, *, name, backbone, head_kind, width):
     config.model.head.width = width
     config.model.keypoint_input.enabled = "kpin" in variants
     config.model.keypoint_input.anchor = "kpin" in variants
+    if "kpin" in variants:   # the released fine-tune's share (docs/pose_results.md)
+        config.data.keypoint_noise.image_swap = 0.25
     if cpu:
         config.model.backbone.bn_momentum = 0.99 if long else 0.9
         config.model.dense2d.enabled = True
