@@ -74,7 +74,7 @@ class FitOptions:
     transl_near: float = 1e-3
     joint_limit: float = 1.0
     limit_deg: float = 110.0
-    world: float = 3e-3          # bone directions of BlazePose's 3D world landmarks
+    world: float = 1e-3          # bone directions of BlazePose's 3D world landmarks
     outside: float = 1.0         # keypoints outside the photo stay outside it
     outside_margin: float = 0.01  # by this fraction of the crop side
     try_flip: bool = False       # also start turned 180 degrees, keep the lower energy (no
