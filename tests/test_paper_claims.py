@@ -28,6 +28,18 @@ def test_welch_interval_matches_the_closed_form():
     assert claims.welch_interval([1.0], b) is None
 
 
+def test_paired_interval_matches_the_closed_form_over_common_seeds():
+    a = [_row("era4", s, v) for s, v in enumerate([100.0, 102.5, 101.0, 99.0])]
+    b = [_row("gelu", s, v) for s, v in enumerate([101.0, 103.0, 102.5])]   # no seed 3
+    diff, low, high, n = claims.paired_interval(a, b, "pa_mpjpe")
+    d = np.array([-1.0, -0.5, -1.5])
+    from scipy.stats import t
+    half = t.ppf(0.975, 2) * d.std(ddof=1) / np.sqrt(3)
+    assert n == 3 and diff == pytest.approx(d.mean())
+    assert (low, high) == pytest.approx((d.mean() - half, d.mean() + half))
+    assert claims.paired_interval(a[:1], b, "pa_mpjpe") is None
+
+
 def test_cells_pool_one_backbone_and_protocol_and_count_divergence(tmp_path, capsys):
     rows = [_row("relu", s, 110 + s) for s in range(3)] + \
         [_row("gelu", s, 108 + s) for s in range(3)] + \

@@ -7,7 +7,8 @@ Prints markdown for docs/paper_claims.md: per head and width, each activation's 
 standard deviation over seeds (n runs, diverged runs counted apart) of MPJPE / PA-MPJPE / MPVPE;
 then ERA-2 and ERA-4 minus the best fixed activation of that cell (the lowest mean PA-MPJPE of
 relu, gelu, swish) with a 95 % Welch t interval (unequal variances; a cell with fewer than two
-finished runs on either side has no interval). Only rows of one backbone (SHA-256) and one
+finished runs on either side has no interval), and with the paired t interval over the seeds
+both ran (a seed fixes the data order for every activation, so pairing removes its effect). Only rows of one backbone (SHA-256) and one
 protocol are pooled: by default the most common of each, or --steps to choose the protocol.
 The figure: MPJPE and PA-MPJPE against the head's width, a line per activation, error bars of
 one standard deviation, one column per head kind.
@@ -78,6 +79,22 @@ def welch_interval(a, b, level=0.95):
     return float(np.mean(a) - np.mean(b)), float(interval.low), float(interval.high)
 
 
+def paired_interval(a_runs, b_runs, metric, level=0.95):
+    """(mean difference, low, high, n) over the seeds both sides ran: the paired t interval of
+    a - b (scipy's ttest_rel). Runs of one seed see the same batches in the same order
+    (training/paper_sweep.py), so that part of the seed's effect cancels in the pairs.
+    None with fewer than two common seeds."""
+    from scipy import stats
+    a = {r["seed"]: r[metric] for r in a_runs}
+    b = {r["seed"]: r[metric] for r in b_runs}
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < 2:
+        return None
+    x, y = [a[s] for s in seeds], [b[s] for s in seeds]
+    interval = stats.ttest_rel(x, y).confidence_interval(level)
+    return float(np.mean(np.subtract(x, y))), float(interval.low), float(interval.high), len(seeds)
+
+
 def best_fixed(acts, metric="pa_mpjpe"):
     """The fixed activation with the lowest mean `metric` among those with finished runs."""
     means = {a: mean_std(acts[a]["runs"], metric)[0] for a in FIXED if acts[a]["runs"]}
@@ -119,19 +136,25 @@ def paper_layout(grid):
 
 
 def differences(grid, metric="pa_mpjpe"):
+    """ERA-2 and ERA-4 minus the cell's best fixed activation: Welch's interval over all runs,
+    and the paired interval over the seeds both ran (`paired_interval`, n pairs)."""
     lines = [f"| head | width | best fixed | ERA-2 − best ({metric}, 95 % Welch) | "
-             f"ERA-4 − best |", "|---|---|---|---|---|"]
+             f"ERA-4 − best | ERA-2 − best, paired by seed (pairs) | ERA-4 − best, paired |",
+             "|---|---|---|---|---|---|---|"]
     for (head, width), acts in grid.items():
         best = best_fixed(acts, metric)
         if best is None:
             continue
-        base = [r[metric] for r in acts[best]["runs"]]
-        parts = []
+        base = acts[best]["runs"]
+        welch, paired = [], []
         for era in ("era2", "era4"):
-            interval = welch_interval([r[metric] for r in acts[era]["runs"]], base)
-            parts.append("–" if interval is None else
-                         f"{interval[0]:+.1f} [{interval[1]:+.1f}, {interval[2]:+.1f}]")
-        lines.append(f"| {head} | {width} | {best} | {parts[0]} | {parts[1]} |")
+            runs = acts[era]["runs"]
+            w = welch_interval([r[metric] for r in runs], [r[metric] for r in base])
+            welch.append("–" if w is None else f"{w[0]:+.1f} [{w[1]:+.1f}, {w[2]:+.1f}]")
+            p = paired_interval(runs, base, metric)
+            paired.append("–" if p is None else
+                          f"{p[0]:+.1f} [{p[1]:+.1f}, {p[2]:+.1f}] ({p[3]})")
+        lines.append(f"| {head} | {width} | {best} | {' | '.join(welch + paired)} |")
     return "\n".join(lines)
 
 
