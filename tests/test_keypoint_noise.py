@@ -125,7 +125,8 @@ def test_the_training_pipeline_gives_reproducible_keypoints_that_follow_the_augm
         "data.synth_train=8", "data.synth_test=4", "train.batch_size=4",
         "data.shuffle_buffer=8"])
     noise = kn.KeypointNoise.from_config(config.data.keypoint_noise)
-    noise = dataclasses.replace(noise, gross=0.0, mirror=0.0, swap=0.0, missed=0.0)
+    noise = dataclasses.replace(noise, gross=0.0, mirror=0.0, swap=0.0, missed=0.0,
+                                image_swap=0.0)
     body = body_model_of(config)
     batches = [next(iter(pipeline.build_dataset(config, "train", body_model=body,
                                                 keypoints=noise))) for _ in range(2)]
