@@ -66,9 +66,10 @@ class KeypointAnchor(keras.layers.Layer):
         self.image_size = float(image_size)
 
     def call(self, outputs, keypoints, K, training=None):
-        d = solve_shift(outputs["coco17"], keypoints, K, self.image_size)
         if training:         # the network's own translation is trained (module docstring)
-            d = ops.zeros_like(d)
+            d = ops.zeros_like(outputs["transl"])
+        else:
+            d = solve_shift(outputs["coco17"], keypoints, K, self.image_size)
         moved = dict(outputs)
         for key in self.POINTS:
             moved[key] = outputs[key] + d[:, None, :]
