@@ -11,7 +11,8 @@ same code. Steps (docs/eval_demo.md):
 4. fit (optional): eval.fitting refines pose, shape and translation to the COCO-17
    keypoints mapped from the landmarks and to their 3D world landmarks, in the crop's camera;
    keypoints outside the photo, or that BlazePose rates absent, are not fitted: their limbs
-   take a natural pose and stay out of the photo;
+   take a natural pose and stay out of the photo; unseen keypoints at the photo's border
+   (`maybe_cut_off`) are fitted, but their limbs start from the natural pose too;
 5. check: a person whose keypoints are too few or whose fit ends far from them is marked
    unreliable, with the reasons (`unreliable_because`), so that no answer is silently wrong;
    every person with landmarks gets its 3D agreement with them (`world_agreement_mm`).
@@ -39,6 +40,8 @@ BBOX_ROI_SCALE = 1.25  # landmark ROI around a given box: its longer side x this
 MIN_VISIBILITY = 0.5   # a keypoint counts as seen from this BlazePose visibility on (MediaPipe's
                        # drawing cut; the overlay draws the same ones), and only inside the
                        # photo: BlazePose rates keypoints just past the border visible too
+BORDER_MARGIN = 0.1    # x the person box's longer side: an unseen keypoint this near the photo's
+                       # border may be beyond it (docs/eval_demo.md, "Keypoints at the border")
 MIN_SEEN = 6           # fewer seen COCO-17 keypoints: the five of the face alone cannot pass; the
                        # COCO reader skips people with fewer labels for the same reason
 TORSO = tuple(constants.COCO17_NAMES.index(f"{side}_{part}") for part in ("shoulder", "hip")
@@ -148,6 +151,20 @@ def seen_keypoints(keypoints, image_shape, absent=None):
     if absent is not None:
         seen &= ~np.asarray(absent, bool)
     return seen
+
+
+def maybe_cut_off(keypoints, image_shape, box, absent=None):
+    """(17,) bool: keypoints drawn inside the photo but not seen (`seen_keypoints`) and within
+    BORDER_MARGIN x the box's longer side (box x, y, w, h) of its border. Why: where the photo
+    cuts a person at the knees, BlazePose draws the knees at the border with visibility ~0.5;
+    fitted from the network's guess for legs it did not see, they came out kicked forward
+    (bus_cut.png); the fit starts those limbs from the natural pose instead."""
+    h, w = image_shape[:2]
+    x, y = keypoints[:, 0], keypoints[:, 1]
+    border = np.minimum(np.minimum(x, w - x), np.minimum(y, h - y))
+    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    return (inside & ~seen_keypoints(keypoints, image_shape, absent)
+            & (border < BORDER_MARGIN * max(box[2:])))
 
 
 def network_keypoints(keypoints, absent, crop_xyxy, size, image_shape):
@@ -268,12 +285,14 @@ class Pipeline:
         out = self.model(inputs, training=False)
         return crop_xyxy, K_crop, {k: np.asarray(v)[0] for k, v in out.items()}
 
-    def fit(self, pred, K_crop, crop_xyxy, keypoints, world=None, image_shape=None, absent=None):
+    def fit(self, pred, K_crop, crop_xyxy, keypoints, world=None, image_shape=None, absent=None,
+            unsure=None):
         """Fits pred to COCO-17 photo keypoints (17, 3) and, when given, BlazePose's world
         keypoints (17, 4) in the camera's axes. With the photo's shape (H, W, ...), keypoints
         outside the photo are kept outside it instead of fitted; `absent` (17,) bool marks
         keypoints BlazePose thinks are not in the photo wherever it drew them (presence below
-        0.5): not fitted either; the limbs of both get a natural pose (eval.fitting). Returns
+        0.5): not fitted either; the limbs of both get a natural pose (eval.fitting), as do those
+        of `unsure` (17,) bool keypoints (`maybe_cut_off`), which are still fitted. Returns
         (fitted dict, fit report)."""
         kp = to_crop(keypoints, crop_xyxy, self.size)
         frame = None
@@ -284,7 +303,8 @@ class Pipeline:
         out = self.fitter.fit(K_crop[None], kp[None], pred["rotmats"][None],
                               pred["betas"][None], pred["transl"][None],
                               None if world is None else world[None], frame,
-                              None if absent is None else absent[None])
+                              None if absent is None else absent[None],
+                              None if unsure is None else unsure[None])
         fitted = {k: np.asarray(v)[0] for k, v in out.items()}
         px = float(crop_xyxy[2] - crop_xyxy[0]) / self.size      # crop pixel -> photo pixels
         report = {"reprojection_error_px": float(fitted.pop("reprojection_error")) * px,
@@ -311,8 +331,9 @@ class Pipeline:
             fitted = None
             if fit and self.fitter is not None and person.keypoints is not None:
                 person.network = pred
+                unsure = maybe_cut_off(keypoints, rgb.shape, box, absent)
                 person.pred, person.fit = self.fit(pred, K_crop, crop_xyxy, person.keypoints,
-                                                   world, rgb.shape, absent)
+                                                   world, rgb.shape, absent, unsure)
                 person.stages.append("fit")
                 fitted = project(person.pred["coco17"], K_full)
             if world is not None:

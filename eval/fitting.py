@@ -26,7 +26,8 @@ only (docs/eval_demo.md has the measurements behind every default).
 
 A photo may cut the person (a portrait, a body cut at the hips): a keypoint that lies outside
 the photo (`frame`), or that the detector says is not in it (`absent`), is not fitted, neither
-is its 3D landmark; the limb joint that swings it
+is its 3D landmark; the limb joint that swings it (and, for a keypoint that may be beyond
+the photo, `unsure`, though it is still fitted with its weight)
 starts from a natural pose (`natural_pose`: legs straight, arms hanging at the sides; a pose
 rather than whatever the network guessed for a body part it did not see), and the `outside`
 term keeps a keypoint beyond the side(s) of the photo it lies beyond.
@@ -236,13 +237,16 @@ class Fitter:
         energy, err = self._energy(*params, start, seen)
         return params, err, energy
 
-    def fit(self, K, keypoints, rotmats, betas, transl, world=None, frame=None, absent=None):
+    def fit(self, K, keypoints, rotmats, betas, transl, world=None, frame=None, absent=None,
+            unsure=None):
         """K (B,3,3) crop intrinsics, keypoints (B,17,3) COCO-17 crop pixels + weight in
         [0, 1], start (B,J,3,3), (B,S), (B,3); optional world (B,17,4) COCO-17 3D keypoints in
         the camera's axes (any origin and scale: only bone directions count) + weight, and
         frame (B,4) the photo's rectangle x0, y0, x1, y1 in crop pixels (keypoints outside it
         are kept outside, not fitted), absent (B,17) bool keypoints known not to be in the
-        photo wherever they were drawn (not fitted, their limbs start at rest) -> dict
+        photo wherever they were drawn (not fitted, their limbs start at rest), unsure (B,17)
+        bool keypoints that may lie beyond the photo (still fitted with their weight, but
+        their limbs start at rest too: a guess the keypoint barely constrains) -> dict
         rotmats, betas, transl, the body outputs (vertices, joints, h36m17, coco17, ...),
         reprojection_error (B,) crop pixels (visibility-weighted mean) and its value at the
         (network's) start, reverted (B,) bool. Keypoints with a non-finite coordinate count as
@@ -262,7 +266,8 @@ class Fitter:
         world = tf.concat([world[..., :3], world[..., 3:] * (1 - outside[..., None])], -1)
         seen = (K, keypoints, world, beyond, frame)
         rot_in, b0, t0 = (tf.cast(x, tf.float32) for x in (rotmats, betas, transl))
-        rest = tf.minimum(tf.matmul(outside, self.resets), 1.0)[..., None, None]   # (B, J)
+        restart = outside if unsure is None else tf.maximum(outside, tf.cast(unsure, tf.float32))
+        rest = tf.minimum(tf.matmul(restart, self.resets), 1.0)[..., None, None]   # (B, J)
         rot0 = rest * self.natural + (1 - rest) * rot_in
         (d, b, t), err, energy = self._fit(seen, rot0, b0, t0)
         rot = tf.matmul(rot0, geometry.axis_angle_to_matrix(d))

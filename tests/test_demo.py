@@ -158,6 +158,26 @@ def test_unreliable_reasons_on_synthetic_keypoints():
     assert len(reasons) == 1 and "none of the shoulders and hips" in reasons[0], reasons
 
 
+def test_unseen_keypoints_at_the_border_may_be_cut_off():
+    """maybe_cut_off: drawn inside the photo, not seen (low visibility or rated absent), and
+    within BORDER_MARGIN x the box's longer side of any border; seen keypoints, keypoints in
+    the middle and keypoints outside the photo (the frame handles those) are not."""
+    shape, box = (375, 420, 3), (50.0, 55.0, 175.0, 450.0)          # margin 0.1 x 450 = 45 px
+    kp = np.tile([[200.0, 200.0, 0.9]], (17, 1))
+    kp[13] = [170.0, 351.0, 0.46]      # bus_cut.png's knees: 24 px above the bottom, unsure
+    kp[14] = [128.0, 365.0, 0.9]       # as near, but seen
+    kp[9] = [150.0, 219.0, 0.47]       # unsure, but 156 px from the nearest border
+    kp[15] = [163.0, 428.0, 0.15]      # below the photo
+    kp[3] = [10.0, 200.0, 0.9]         # rated absent, 10 px from the left border
+    absent = np.zeros(17, bool)
+    absent[3] = True
+    got = pipeline.maybe_cut_off(kp, shape, box, absent)
+    assert np.flatnonzero(got).tolist() == [3, 13]
+    assert np.flatnonzero(pipeline.maybe_cut_off(kp, shape, box)).tolist() == [13]
+    narrow = (50.0, 55.0, 100.0, 200.0)                               # margin 20 px
+    assert not pipeline.maybe_cut_off(kp, shape, narrow)[13]
+
+
 def test_no_fit_mesh_lands_on_the_box(workdir, tmp_path, capsys):
     ex = scenes()[1]
     image = tmp_path / "p.jpg"

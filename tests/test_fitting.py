@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from eval.fitting import BONES, FitOptions, Fitter, limb_drivers, limb_resets
+from eval.fitting import BONES, FitOptions, Fitter, limb_drivers, limb_resets, natural_pose
 from eval.metrics import pa_mpjpe
 from pose_era import constants, geometry
 from tests.anny_scenes import SIZE, anny_body, released_pipeline, scenes
@@ -155,6 +155,33 @@ def test_arms_outside_a_portrait_hang_at_the_sides(setup):
         assert (uv[unseen, e, 1] > bottom[unseen]).all()
         checked += unseen.sum()
     assert checked >= 8, "most scenes must have an arm wholly below the photo"
+
+
+def test_an_unsure_keypoint_restarts_its_limb_and_is_still_fitted(setup):
+    """`unsure` (a keypoint that may be beyond the photo): the joints that swing its limb start
+    from the natural pose, every other joint from the given start; unlike an absent keypoint,
+    it is still fitted."""
+    body, ex, K, _, (rot, betas, transl), _ = setup
+    kp = np.stack([e["kp2d"] for e in ex])
+    kp[..., 2] = kp[..., 2] > 0
+    knee = constants.COCO17_NAMES.index("left_knee")
+    flag = np.zeros(kp.shape[:2], bool)
+    flag[:, knee] = True
+    start = Fitter(body, SIZE, FitOptions(steps=0)).fit(K, kp, rot, betas, transl,
+                                                         unsure=flag)["rotmats"].numpy()
+    reset = limb_resets(body)[knee]
+    np.testing.assert_allclose(start[:, reset], np.broadcast_to(
+        natural_pose(body)[reset], start[:, reset].shape), atol=1e-6)
+    np.testing.assert_allclose(start[:, ~reset], rot[:, ~reset], atol=1e-6)
+
+    def knee_px(**which):
+        out = Fitter(body, SIZE).fit(K, kp, rot, betas, transl, **which)
+        uv = geometry.project(out["coco17"], K).numpy()[:, knee]
+        return np.linalg.norm(uv - kp[:, knee, :2], axis=-1)
+
+    fitted, ignored = knee_px(unsure=flag), knee_px(absent=flag)
+    assert np.median(fitted) < 5.0 and np.median(ignored) > 2 * np.median(fitted), (fitted,
+                                                                                 ignored)
 
 
 def test_an_unseen_limb_also_resets_the_joints_between_it_and_the_torso():
