@@ -200,7 +200,7 @@ def _landmarks(xy, visibility=1.0):
     return np.concatenate([xy, np.zeros((33, 1)), np.full((33, 2), visibility)], 1)
 
 
-def test_same_person_by_landmarks_or_one_inside_the_other():
+def test_same_person_by_landmarks_overlap_or_one_upside_down_inside_the_other():
     rng = np.random.default_rng(1)
     body = rng.uniform([0, 0], [100, 300], (33, 2)) + [400, 100]   # 300 px tall
     body[[0, 31]] = [[450, 100], [450, 400]]
@@ -224,6 +224,20 @@ def test_same_person_by_landmarks_or_one_inside_the_other():
     assert multiscale.landmark_distance(a, upside_down) > 0.2 * 240
     assert multiscale.contained(a, upside_down, 1000, 600) == pytest.approx(1.0)
     assert multiscale.same_person(a, upside_down, 1000, 600)
+    # a second, poorer reading of one person (t1.jpg's red shirt: face on his hair): half its
+    # box inside the first's and its landmarks 0.21 of the size away, over SAME_PERSON alone
+    shifted = _landmarks(body + [40, 50])
+    assert multiscale.contained(a, shifted, 1000, 600) == pytest.approx(0.5, abs=0.05)
+    assert 0.2 * 300 < multiscale.landmark_distance(a, shifted) < 0.35 * 300
+    assert multiscale.same_person(a, shifted, 1000, 600)
+    # a smaller person standing behind (t1.jpg: a woman behind a seated man): box inside
+    # the man's, upright like him, landmarks far from his: a second person
+    behind = _landmarks([400, 100] + (body - [400, 100]) * 0.5)
+    assert multiscale.contained(a, behind, 1000, 600) > multiscale.CONTAINED
+    assert multiscale.landmark_distance(a, behind) > 0.5 * 150
+    assert multiscale.upright(a) and multiscale.upright(behind)
+    assert not multiscale.upright(upside_down)
+    assert not multiscale.same_person(a, behind, 1000, 600)
     # landmarks the model rates unseen are left out, unless fewer than MIN_COMMON are seen
     b = near.copy()
     b[:20, :2] += 200

@@ -25,17 +25,21 @@ the module's constants):
   detector's NMS told them apart); a tile's candidate is added, best first (detector score x
   pose presence), unless it is the same person as one already there (same_person), by either
   - landmarks that agree: the median distance of the landmarks both rate visible (all 33 when
-    fewer than MIN_COMMON are) under SAME_PERSON x the smaller body_size, as they are or one
-    left-right mirrored (a person seen from behind may come out mirrored in one). Measured on
-    the real-photo set: one person's candidates 0.00-0.08 apart, different people 0.27-0.49
-    (zidane.jpg's two overlap), so 0.2; or
-  - one body inside the other: its landmarks' box, clipped to the photo, at least CONTAINED
-    inside the other's. This catches the readings whose landmarks disagree with the person's:
-    a tile's detection turned 180 degrees makes the landmark model read a person seen from
+    fewer than MIN_COMMON are) under (SAME_PERSON + OVERLAP_BONUS x c) x the smaller
+    body_size, c the fraction of the smaller landmarks' box (clipped to the photo) inside the
+    other's, as they are or one left-right mirrored (a person seen from behind may come out
+    mirrored in one). Measured on the real-photo set: one person's candidates 0.00-0.08 apart,
+    different people 0.27-0.49 with boxes at most 0.16 inside each other (zidane.jpg's two
+    overlap), so 0.2; a poor second reading of one person lies further when its box overlaps
+    (t1.jpg, the group photo of docs/eval_demo.md: 0.23 apart, 0.60 inside), hence the bonus
+    (0.38 there); or
+  - one body inside the other and upside down against it: its box at least CONTAINED inside
+    the other's, and one reading's nose above its feet, the other's below (`upright`): a
+    tile's detection turned 180 degrees makes the landmark model read a person seen from
     behind upside down (pose presence 1.0, 0.4-0.8 of the body size away: rendered people in
-    tests/test_blazepose.py), and on zidane.jpg one ROI mixes the two men. The price: a
-    person whose whole body lies inside a larger one's box (a small child in front of a
-    parent) is not added from a tile (the whole photo's pass may still find them).
+    tests/test_blazepose.py). An upright body inside another's box whose landmarks lie
+    further than the bonus allows is a second person: t1.jpg's woman standing behind a
+    seated man (0.67 apart, wholly inside his box), which the rule used to merge away.
 Tried and left out: a lower detector threshold with the landmark model's pose presence as the
 gate (at 0.3 the tiles of chelsea.png, a cat, give "people" of presence 0.96-0.99), and tiles
 reaching past the border, black beyond it (they find the same cat).
@@ -45,7 +49,8 @@ import numpy as np
 MIN_PERSON_PX = 150      # issue 19: people at least ~150 px tall must be found
 MIN_PERSON_FRACTION = 1 / 8   # ... or an eighth of the shorter side, when that is more
 TILE_REACH = 3.0         # the detector finds people down to ~1/4 of its square (measured): 1/3
-SAME_PERSON = 0.2        # median landmark distance / body size under which two are one person
+SAME_PERSON = 0.2        # median landmark distance / body size under which two are one person,
+OVERLAP_BONUS = 0.3      # ... raised by this x the fraction of one's box inside the other's
 MIN_VISIBILITY = 0.5     # a landmark counts as visible (MediaPipe's drawing threshold)
 MIN_COMMON = 4           # visible in both candidates, else all 33 landmarks are compared
 CONTAINED = 0.8          # of the smaller landmarks' box inside the other's: the same person
@@ -131,12 +136,21 @@ def contained(a, b, width, height):
     return float(inter / max(smaller, 1.0))
 
 
+def upright(landmarks):
+    """True when the nose lies above the feet (landmarks 27-32) in the photo."""
+    xy = np.asarray(landmarks)[:, :2]
+    return bool(xy[0, 1] < xy[27:33, 1].mean())
+
+
 def same_person(a, b, width, height):
     """True when landmarks a and b (33, 5) in a width x height photo are one person:
-    landmark_distance under SAME_PERSON x the smaller body_size, or one's box at least
-    CONTAINED inside the other's."""
-    return (landmark_distance(a, b) < SAME_PERSON * min(body_size(a), body_size(b))
-            or contained(a, b, width, height) >= CONTAINED)
+    landmark_distance under (SAME_PERSON + OVERLAP_BONUS x contained) x the smaller
+    body_size, or one's box at least CONTAINED inside the other's with one reading upside
+    down against the other."""
+    inside = contained(a, b, width, height)
+    limit = (SAME_PERSON + OVERLAP_BONUS * inside) * min(body_size(a), body_size(b))
+    return (landmark_distance(a, b) < limit
+            or (inside >= CONTAINED and upright(a) != upright(b)))
 
 
 def add_new(people, candidates, width, height, landmarks_of):
