@@ -1,7 +1,8 @@
 """eval/fitting.py on rendered people: the fit to ground-truth 2D keypoints lowers PA-MPJPE
 against the ground-truth 3D joints, the fit to BlazePose's keypoints lowers the released
 network's, the world term turns bones towards given 3D keypoints, keypoints outside the photo
-stay outside with their limbs in a natural pose, outputs are always finite, and samples of a batch do not
+stay outside with their limbs in a natural pose, a keypoint that may be outside restarts its
+limb there and is still fitted, outputs are always finite, and samples of a batch do not
 influence each other."""
 import numpy as np
 import pytest

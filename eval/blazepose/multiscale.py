@@ -53,7 +53,7 @@ SAME_PERSON = 0.2        # median landmark distance / body size under which two 
 OVERLAP_BONUS = 0.3      # ... raised by this x the fraction of one's box inside the other's
 MIN_VISIBILITY = 0.5     # a landmark counts as visible (MediaPipe's drawing threshold)
 MIN_COMMON = 4           # visible in both candidates, else all 33 landmarks are compared
-CONTAINED = 0.8          # of the smaller landmarks' box inside the other's, one upside down: one person
+CONTAINED = 0.8          # of the smaller box inside the other's, one upside down: one person
 
 # the 33 landmarks' left <-> right permutation (landmarks.NAMES' order)
 FLIP = np.array([0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19, 22,
