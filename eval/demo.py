@@ -140,14 +140,18 @@ def to_crop(keypoints, box, size):
     return np.concatenate([uv, (keypoints[:, 2] * inside)[:, None]], 1).astype(np.float32)
 
 
+def in_photo(keypoints, image_shape):
+    """(17,) bool: the keypoints (17, 2+) photo pixels inside the photo of `image_shape`."""
+    h, w = image_shape[:2]
+    x, y = keypoints[:, 0], keypoints[:, 1]
+    return (x >= 0) & (x < w) & (y >= 0) & (y < h)
+
+
 def seen_keypoints(keypoints, image_shape, absent=None):
     """(17,) bool: the COCO-17 keypoints (17, 3) photo pixels + visibility the demo counts as
     seen: visibility >= MIN_VISIBILITY, inside the photo of `image_shape` (H, W, ...), and not
     rated absent (absent (17,) bool, BlazePose's presence < 0.5, when given)."""
-    h, w = image_shape[:2]
-    xy = keypoints[:, :2]
-    seen = ((keypoints[:, 2] >= MIN_VISIBILITY) & (xy[:, 0] >= 0) & (xy[:, 0] < w)
-            & (xy[:, 1] >= 0) & (xy[:, 1] < h))
+    seen = (keypoints[:, 2] >= MIN_VISIBILITY) & in_photo(keypoints, image_shape)
     if absent is not None:
         seen &= ~np.asarray(absent, bool)
     return seen
@@ -162,8 +166,7 @@ def maybe_cut_off(keypoints, image_shape, box, absent=None):
     h, w = image_shape[:2]
     x, y = keypoints[:, 0], keypoints[:, 1]
     border = np.minimum(np.minimum(x, w - x), np.minimum(y, h - y))
-    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
-    return (inside & ~seen_keypoints(keypoints, image_shape, absent)
+    return (in_photo(keypoints, image_shape) & ~seen_keypoints(keypoints, image_shape, absent)
             & (border < BORDER_MARGIN * max(box[2:])))
 
 
