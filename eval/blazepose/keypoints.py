@@ -2,9 +2,10 @@
 
 COCO-17: all 17 are BlazePose landmarks of the same name (nose, eyes, ears, shoulders,
 elbows, wrists, hips, knees, ankles). Caveats: BlazePose's eye is the eyeball centre (COCO's
-too). Measured (docs/eval_demo.md): on rendered bodies BlazePose's hips coincide with our body model's coco17 hips and its shoulders sit 0.055 of the
-torso higher; the real-photo annotations put hips 0.07 of the person's size below BlazePose's.
-Left uncorrected: shifting the shoulders by the renders' offset changed no result.
+too). Measured (docs/eval_demo.md): on rendered bodies BlazePose's hips coincide with our body
+model's coco17 hips and its shoulders sit 0.055 of the torso higher; the real-photo
+annotations put hips 0.07 of the person's size below BlazePose's. Left uncorrected: shifting
+the shoulders by the renders' offset changed no result.
 H36M-17 (SPIN's order, pose_era.constants): hips, knees, ankles, shoulders, elbows,
 wrists are landmarks; the others are SYNTHESISED as fixed combinations, so they are rough:
 pelvis = mid-hip; thorax = mid-shoulder; spine = mean of pelvis and thorax; jaw (H36M's
