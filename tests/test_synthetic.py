@@ -143,6 +143,36 @@ def test_sampled_poses_stay_inside_the_limits(body):
                        sampler.JOINT_RANGES["spine"])
 
 
+def test_everyday_poses_sit_and_walk_with_both_legs_and_stay_inside_the_limits(body):
+    """everyday_angles moves the legs together (sitting, crouching: both thighs forward, knees
+    bent; walking: one thigh forward, one back), unlike sample_angles' independent joints, and
+    raises about one arm in seven above the shoulder."""
+    sk = _skeleton(body)
+    rng = np.random.default_rng(0)
+    lo, hi = sk.ranges[..., 0], sk.ranges[..., 1]
+    everyday = np.stack([sk.everyday_angles(rng) for _ in range(400)])
+    independent = np.stack([sk.sample_angles(rng) for _ in range(400)])
+    assert np.all(everyday >= lo - 1e-12) and np.all(everyday <= hi + 1e-12)
+    hips, knees = ([sk.names.index(f"{s}_{j}") for s in "lr"] for j in ("hip", "knee"))
+    ext = np.rad2deg(everyday[:, hips, 0])
+    seated = np.all(ext < -60, axis=1) & np.all(np.rad2deg(everyday[:, knees, 0]) > 60, axis=1)
+    assert 0.2 < seated.mean() < 0.42                     # sit (25 %) and most crouches (10 %)
+    assert np.all(np.rad2deg(independent[:, hips, 0]) < -60, axis=1).mean() < 0.05
+    assert np.corrcoef(ext.T)[0, 1] > 0.5
+    assert abs(np.corrcoef(independent[:, hips, 0].T)[0, 1]) < 0.2
+    striding = (np.abs(ext[:, 0] - ext[:, 1]) > 12) & (np.sign(ext[:, 0]) != np.sign(ext[:, 1]))
+    assert 0.12 < striding.mean() < 0.4                   # walk (25 %), most strides > 12 deg
+    for i in np.flatnonzero(seated)[:3]:                  # by forward kinematics: knees forward
+        j = _posed_joints(body, sk, everyday[i])
+        for side in "lr":
+            assert (j[f"{side}_knee"] - j[f"{side}_hip"]) @ sk.forward > 0.25
+    shoulders = [sk.names.index(f"{s}_shoulder") for s in "lr"]
+    raised = np.rad2deg(everyday[:, shoulders, 0]) < -90
+    assert 0.08 < raised.mean() < 0.25                    # "raise": 15 % of arms
+    with pytest.raises(ValueError, match="poses must be one of"):
+        sampler.sample_pose(sk, rng, poses="natural")
+
+
 def test_root_rotation_puts_the_body_upright_facing_the_camera(body):
     sk = _skeleton(body)
     r = sk.root_rotation(0.0, 0.0, 0.0)

@@ -2,6 +2,7 @@
 
 Usage:
     python tools/bench_demo.py --ckpt WORKDIR [--n 32] [--seed 0] [--steps 100] [--cut F]
+                               [--poses random|everyday]
 
 Renders the first N test scenes of the synthetic dataset with seed S (exactly the images of
 `make_synth --seed S`'s test split: data_pipelines/synthetic/scene.py, the checkpoint's body
@@ -19,6 +20,9 @@ model, 480x480 with their known camera K) and runs the demo's pipeline (eval/dem
 - time per image of detection + landmarks + network + fit (the demo without file writing).
 --cut F cuts each photo F x the body's height (its keypoints' extent) below its lower hip
 (negative: above it), so the legs lie outside: a portrait or a half body with ground truth.
+--poses everyday draws the bodies' joint angles from everyday poses (standing, walking, sitting,
+crouching; arms hanging, holding, on the hip, raised, across: sampler.everyday_angles) instead
+of the training sets' independent random joints; the scenes are otherwise the same draws.
 Prints a Markdown table.
 """
 import argparse
@@ -30,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from data_pipelines.synthetic.sampler import POSES  # noqa: E402
 from data_pipelines.synthetic.scene import SceneMaker, example_seed  # noqa: E402
 from eval import demo  # noqa: E402
 from eval.blazepose import BlazePose, landmarks  # noqa: E402
@@ -51,10 +56,12 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=FitOptions.steps)
     parser.add_argument("--cut", type=float, help="cut the photos this x the body's height "
                         "below the hips")
+    parser.add_argument("--poses", choices=POSES, default="random",
+                        help="the bodies' joint angles: the training sets' or everyday poses")
     args = parser.parse_args(argv)
     config, model, step = checkpoints.restore(args.ckpt)
     body, size = body_model_of(config), int(config.data.image_size)
-    maker = SceneMaker(body, image_size=SIZE)
+    maker = SceneMaker(body, image_size=SIZE, poses=args.poses)
     fitter = Fitter(body, size, options=FitOptions(steps=args.steps,
                                                    global_steps=args.steps // 4))
     pipe = demo.Pipeline(model, size, BlazePose(), fitter)
@@ -93,6 +100,7 @@ def main(argv=None):
             rows["kept_out"] += list(uv[~inside & (kp[:, 1] >= len(rgb)), 1] >= len(rgb))
     mean = {k: float(np.mean(v)) if v else float("nan") for k, v in rows.items()}
     cut = "" if args.cut is None else f", photos cut {args.cut:+g} x body height below the hips"
+    cut += ", everyday poses" if args.poses == "everyday" else ""
     fed = (", keypoint-fed: the network reads BlazePose's keypoints in both crops (none where "
            "it found nobody)") if takes_keypoints(model) else ""
     print(f"checkpoint {args.ckpt} (step {step}), {args.n} synthetic test scenes (seed "

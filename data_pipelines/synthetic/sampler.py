@@ -35,6 +35,17 @@ JOINT_RANGES = {
     "fixed": ((0, 0), (0, 0), (0, 0)),
 }
 SHARED_CLASSES = ("spine", "neck")
+# Everyday poses (`poses="everyday"`): how people stand, walk, sit and crouch in photos, the two
+# legs together, each arm on its own; (probability, (ext, abd, rot) as (mean, sd) or (lo, hi)
+# uniform ranges in degrees, LEFT side) per mode. The ranges above still clip every angle.
+LEG_MODES = {"stand": 0.4, "walk": 0.25, "sit": 0.25, "crouch": 0.1}
+ARM_MODES = {  # glenohumeral (ext, abd, rot) uniform ranges, elbow flexion range
+    "hang": (0.4, ((-15, 15), (8, 20), (-20, 20)), (0, 30)),
+    "hold": (0.25, ((-70, -20), (8, 30), (-25, 25)), (60, 120)),   # something in front
+    "hip": (0.1, ((0, 20), (30, 50), (-20, 20)), (80, 120)),       # hand on the hip
+    "raise": (0.15, ((-150, -90), (8, 60), (-25, 25)), (0, 90)),
+    "across": (0.1, ((-50, -20), (8, 8), (40, 70)), (90, 130)),    # arm across the body
+}
 # Clothing regions, and the region of each joint class's skin (by skinning-dominant joint).
 REGIONS = ("skin", "shirt", "sleeve", "trousers", "leg", "shoe")
 _CLASS_REGION = {"neck": "skin", "wrist": "skin", "finger": "skin", "fixed": "trousers",
@@ -89,6 +100,48 @@ class Skeleton(anatomy.Anatomy):
         x = np.where(pick, uniform, np.clip(normal, lo, hi))
         return neutral + level * (x - neutral)
 
+    def everyday_angles(self, rng):
+        """(J, 3) angles of an everyday pose (LEG_MODES, ARM_MODES): the legs standing,
+        walking, sitting or crouching together, each arm hanging, holding something in front,
+        on the hip, raised or across the body; small jitter elsewhere. For measuring on poses
+        like those in photos, where `sample_angles`' independent joints are rarely natural."""
+        lo, hi = self.ranges[..., 0], self.ranges[..., 1]
+        out = np.clip(0.0, lo, hi)
+        joints = {(c, s): j for j, (c, s) in enumerate(zip(self.classes, self.sides))}
+        for j, cls in enumerate(self.classes):
+            if cls in SHARED_CLASSES:
+                out[j] = np.deg2rad(rng.normal([-3, 0, 0], [6, 4, 8])) / self.classes.count(cls)
+            elif cls in ("clavicle", "wrist", "ankle", "toe", "finger"):
+                out[j] += 0.1 * rng.normal(0, 1, 3) * (hi[j] - lo[j])
+        hips = [joints.get(("hip", s)) for s in (1, -1)]
+        knees = [joints.get(("knee", s)) for s in (1, -1)]
+        mode = rng.choice(list(LEG_MODES), p=list(LEG_MODES.values()))
+        hip_ext, knee = {"stand": ((0, 5), (0, 10)), "walk": (None, None),
+                         "sit": ((-85, 8), (90, 12)), "crouch": ((-65, 20), (95, 20))}[mode]
+        shared = (rng.normal(*hip_ext), rng.normal(*knee)) if hip_ext else None
+        stride = rng.uniform(10, 30) * rng.choice([-1, 1])
+        for side, (h, k) in enumerate(zip(hips, knees)):
+            if h is None or k is None:
+                continue
+            if mode == "walk":   # one thigh forward, the other back, the back knee bent more
+                ext = stride * (-1 if side == 0 else 0.6)
+                flex = rng.uniform(5, 25) if ext < 0 else rng.uniform(10, 45)
+            elif mode == "stand":
+                ext, flex = rng.normal(*hip_ext), rng.uniform(*knee)
+            else:                # both legs alike, each a little off the shared pose
+                ext, flex = shared[0] + rng.normal(0, 8), shared[1] + rng.normal(0, 10)
+            out[h] = np.deg2rad([ext, rng.uniform(0, 15), rng.normal(0, 10)])
+            out[k, 0] = np.deg2rad(flex)
+        for side in (1, -1):
+            shoulder, elbow = joints.get(("shoulder", side)), joints.get(("elbow", side))
+            if shoulder is None or elbow is None:
+                continue
+            _, ranges, flexion = ARM_MODES[rng.choice(list(ARM_MODES),
+                                                      p=[m[0] for m in ARM_MODES.values()])]
+            out[shoulder] = np.deg2rad([rng.uniform(*r) for r in ranges])
+            out[elbow, 0] = -np.deg2rad(rng.uniform(*flexion))
+        return np.clip(out, lo, hi)
+
     def root_rotation(self, yaw, pitch, roll):
         """Global orientation: the body upright facing the camera (its left on the image's
         right, camera y down), turned by yaw about its up axis, pitched about its left axis
@@ -104,10 +157,17 @@ class Skeleton(anatomy.Anatomy):
         return region[np.asarray(weights).argmax(axis=1)]
 
 
-def sample_pose(skeleton, rng, max_yaw=180.0):
+POSES = ("random", "everyday")
+
+
+def sample_pose(skeleton, rng, max_yaw=180.0, poses="random"):
     """(J, 3) axis-angle pose (root first) of one random body, upright-ish, turned from facing
-    the camera by a yaw uniform in [-max_yaw, max_yaw] degrees (180: facing any way)."""
-    local = skeleton.local_rotations(skeleton.sample_angles(rng))
+    the camera by a yaw uniform in [-max_yaw, max_yaw] degrees (180: facing any way); joint
+    angles from `sample_angles` (poses="random", the training sets') or `everyday_angles`."""
+    if poses not in POSES:
+        raise ValueError(f"poses must be one of {POSES}, not {poses!r}")
+    angles = skeleton.sample_angles(rng) if poses == "random" else skeleton.everyday_angles(rng)
+    local = skeleton.local_rotations(angles)
     yaw = rng.uniform(-np.deg2rad(max_yaw), np.deg2rad(max_yaw))
     pitch = np.clip(rng.normal(0.0, np.deg2rad(10)), -np.deg2rad(30), np.deg2rad(30))
     roll = np.clip(rng.normal(0.0, np.deg2rad(7)), -np.deg2rad(20), np.deg2rad(20))

@@ -68,7 +68,7 @@ class SceneMaker:
     (3,) — all float32 and exactly what the body model turns into the rendered mesh.
     """
 
-    def __init__(self, body, image_size=480, beta_sigma=1.0, max_yaw=180.0):
+    def __init__(self, body, image_size=480, beta_sigma=1.0, max_yaw=180.0, poses="random"):
         missing = [k for k in ("h36m17", "coco17") if k not in body.keypoint_sets]
         if missing:
             raise ValueError(f"body model has no {' / '.join(missing)} keypoint regressor; "
@@ -77,6 +77,7 @@ class SceneMaker:
         self.size = int(image_size)
         self.beta_sigma = float(beta_sigma)
         self.max_yaw = float(max_yaw)
+        self.poses = poses   # sampler.POSES: "random" (the training sets') or "everyday"
         mean = np.zeros((1, body.num_betas), np.float32)
         rest_joints = body.rest_joints(mean)[0].numpy()
         self.skeleton = sampler.Skeleton(body.joint_names, body.parents, rest_joints)
@@ -97,7 +98,7 @@ class SceneMaker:
         """The random parameters of one example from its SeedSequence."""
         body_rng, look_rng, bg_rng = (np.random.default_rng(s) for s in seq.spawn(3))
         betas = sampler.sample_betas(self.body.num_betas, body_rng, self.beta_sigma)
-        pose = sampler.sample_pose(self.skeleton, body_rng, self.max_yaw)
+        pose = sampler.sample_pose(self.skeleton, body_rng, self.max_yaw, self.poses)
         K_full, pelvis = sampler.sample_camera(body_rng)
         return {"betas": betas, "pose": pose, "K_full": K_full, "pelvis": pelvis,
                 "box_rng": body_rng, "look_rng": look_rng, "bg_rng": bg_rng}
