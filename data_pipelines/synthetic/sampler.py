@@ -35,11 +35,12 @@ JOINT_RANGES = {
     "fixed": ((0, 0), (0, 0), (0, 0)),
 }
 SHARED_CLASSES = ("spine", "neck")
-# Everyday poses (`poses="everyday"`): how people stand, walk, sit and crouch in photos, the two
-# legs together, each arm on its own; (probability, (ext, abd, rot) as (mean, sd) or (lo, hi)
-# uniform ranges in degrees, LEFT side) per mode. The ranges above still clip every angle.
+# Everyday poses (`poses="everyday"`, Skeleton.everyday_angles): how people stand, walk, sit and
+# crouch in photos, the two legs together, each arm on its own. LEG_MODES: each mode's
+# probability (its angles are in everyday_angles); ARM_MODES: probability, glenohumeral (ext,
+# abd, rot) uniform ranges and elbow flexion range, degrees, LEFT side. JOINT_RANGES still clip.
 LEG_MODES = {"stand": 0.4, "walk": 0.25, "sit": 0.25, "crouch": 0.1}
-ARM_MODES = {  # glenohumeral (ext, abd, rot) uniform ranges, elbow flexion range
+ARM_MODES = {
     "hang": (0.4, ((-15, 15), (8, 20), (-20, 20)), (0, 30)),
     "hold": (0.25, ((-70, -20), (8, 30), (-25, 25)), (60, 120)),   # something in front
     "hip": (0.1, ((0, 20), (30, 50), (-20, 20)), (80, 120)),       # hand on the hip
@@ -118,7 +119,7 @@ class Skeleton(anatomy.Anatomy):
         mode = rng.choice(list(LEG_MODES), p=list(LEG_MODES.values()))
         hip_ext, knee = {"stand": ((0, 5), (0, 10)), "walk": (None, None),
                          "sit": ((-85, 8), (90, 12)), "crouch": ((-65, 20), (95, 20))}[mode]
-        shared = (rng.normal(*hip_ext), rng.normal(*knee)) if hip_ext else None
+        shared = (rng.normal(*hip_ext), rng.normal(*knee)) if hip_ext else None  # sit, crouch
         stride = rng.uniform(10, 30) * rng.choice([-1, 1])
         for side, (h, k) in enumerate(zip(hips, knees)):
             if h is None or k is None:
