@@ -99,12 +99,12 @@ def main(argv=None):
             rows["in_px"].append(np.median(np.linalg.norm(uv[inside] - kp[inside, :2], axis=1)))
             rows["kept_out"] += list(uv[~inside & (kp[:, 1] >= len(rgb)), 1] >= len(rgb))
     mean = {k: float(np.mean(v)) if v else float("nan") for k, v in rows.items()}
-    cut = "" if args.cut is None else f", photos cut {args.cut:+g} x body height below the hips"
-    cut += ", everyday poses" if args.poses == "everyday" else ""
+    setting = "" if args.cut is None else f", photos cut {args.cut:+g} x body height below the hips"
+    setting += ", everyday poses" if args.poses == "everyday" else ""
     fed = (", keypoint-fed: the network reads BlazePose's keypoints in both crops (none where "
            "it found nobody)") if takes_keypoints(model) else ""
     print(f"checkpoint {args.ckpt} (step {step}), {args.n} synthetic test scenes (seed "
-          f"{args.seed}), fit {args.steps} steps{cut}{fed}\n")
+          f"{args.seed}), fit {args.steps} steps{setting}{fed}\n")
     print("| detection rate | PA-MPJPE network (GT crop) | after fit to GT 2D | "
           "network (detector crop) | after fit to detected 2D | 2D error in the photo | "
           "out-of-photo keypoints kept out | demo time / image |")

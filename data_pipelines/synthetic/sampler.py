@@ -119,7 +119,8 @@ class Skeleton(anatomy.Anatomy):
         mode = rng.choice(list(LEG_MODES), p=list(LEG_MODES.values()))
         hip_ext, knee = {"stand": ((0, 5), (0, 10)), "walk": (None, None),
                          "sit": ((-85, 8), (90, 12)), "crouch": ((-65, 20), (95, 20))}[mode]
-        shared = (rng.normal(*hip_ext), rng.normal(*knee)) if hip_ext else None  # sit, crouch
+        # the pose both legs share when sitting or crouching (drawn for standing too, unused)
+        shared = (rng.normal(*hip_ext), rng.normal(*knee)) if hip_ext else None
         stride = rng.uniform(10, 30) * rng.choice([-1, 1])
         for side, (h, k) in enumerate(zip(hips, knees)):
             if h is None or k is None:
