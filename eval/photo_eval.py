@@ -11,8 +11,10 @@ annotated person (eval/photo_set.py reads the annotations):
   projected into the photo (same joint, same side; `lr_ambiguous` people take the better of
   the mesh and its mirror);
 - outside: how many of the joints annotated as beyond the border project beyond it;
-each with the fit and for the network alone; plus the 3D agreement with BlazePose's world
-landmarks where the pipeline reports it (`world_agreement_mm`). Photos without a person must
+each with the fit, for the network alone, and for BlazePose's own 2D keypoints (what a fit
+that followed them exactly would score: it tells the detector's misses from the fit's); plus
+the 3D agreement with BlazePose's world landmarks where the pipeline reports it
+(`world_agreement_mm`). Photos without a person must
 give no detection. tools/eval_photos.py is the command line.
 """
 import cv2
@@ -25,7 +27,7 @@ from pose_era import constants, geometry, io
 SHOULDER_FRACTION = 0.35   # of the annotated shoulder width
 HEIGHT_FRACTION = 0.08     # of the annotated person box's height (the visible body)
 MIN_IOU = 0.3              # annotated box vs detected box (clipped to the photo) to match
-MODES = ("fit", "network")
+MODES = ("fit", "network", "keypoints")   # "keypoints": BlazePose's 2D, scored as a mesh
 SHEET_ROW = 200            # px: the height of one person's pictures on the contact sheet
 
 
@@ -120,7 +122,8 @@ def evaluate_photo(pipeline, photo, rgb, fit=True):
         rec = {"photo": photo["file"], "name": person["name"], "found": j is not None,
                "detection": j, "iou": round(iou, 3), "tolerance_px": round(tolerance(person), 1),
                "annotated": len(person["keypoints"]), "outside": len(person.get("outside", [])),
-               "fit": None, "network": None, "world_agreement_mm": None, "reliable": None}
+               "fit": None, "network": None, "keypoints": None, "world_agreement_mm": None,
+               "reliable": None}
         if j is not None:
             found = people[j]
             if found.fit is not None:
@@ -129,6 +132,8 @@ def evaluate_photo(pipeline, photo, rgb, fit=True):
             network = found.network if found.network is not None else found.pred
             rec["network"] = score(person, projected_coco17(network, found.K_full), width,
                                    height)
+            if found.keypoints is not None:
+                rec["keypoints"] = score(person, found.keypoints[:, :2], width, height)
             agreement = getattr(found, "world_agreement_mm", None)
             rec["world_agreement_mm"] = None if agreement is None else float(agreement)
             rec["reliable"] = not found.unreliable_because
@@ -181,22 +186,20 @@ def _outside_cell(s, outside):
 def table(photos, records, summary):
     """The printed table: a row per annotated person, a row per photo without a person, and
     the totals."""
-    header = ["photo / person", "found", "joints fit", "joints network", "outside fit",
-              "outside network", "3D agree mm", "reliable"]
+    header = ["photo / person", "found", "joints fit", "joints network", "joints BlazePose",
+              "outside fit", "outside network", "outside BlazePose", "3D agree mm", "reliable"]
     rows = []
     for r in records:
         agree = r["world_agreement_mm"]
         rows.append([f"{r['photo']} / {r['name']}", "yes" if r["found"] else "NOT FOUND",
-                     _joints_cell(r["fit"], r["annotated"]),
-                     _joints_cell(r["network"], r["annotated"]),
-                     _outside_cell(r["fit"], r["outside"]),
-                     _outside_cell(r["network"], r["outside"]),
+                     *(_joints_cell(r[mode], r["annotated"]) for mode in MODES),
+                     *(_outside_cell(r[mode], r["outside"]) for mode in MODES),
                      "n/a" if agree is None else f"{agree:.0f}",
                      "-" if r["reliable"] is None else ("yes" if r["reliable"] else "no")])
     for p in photos:
         if "no_person_found" in p:
             rows.append([p["file"], "no person found" if p["no_person_found"] else
-                         f"{p['detected']} FALSE", "", "", "", "", "", ""])
+                         f"{p['detected']} FALSE"] + [""] * (len(header) - 2))
     total = ["all", f"{summary['found']}/{summary['people']}"]
     for mode in MODES:
         s = summary[mode]

@@ -93,13 +93,14 @@ class _StubPipeline:
         return self.people
 
 
-def _stub_person(box, fitted_uv, network_uv, agreement=None):
+def _stub_person(box, fitted_uv, network_uv, agreement=None, keypoints_uv=None):
     def pred(uv):
         return {"coco17": np.concatenate([uv, np.ones((17, 1))], 1).astype(np.float32)}
 
+    keypoints = None if keypoints_uv is None else pred(keypoints_uv)["coco17"]  # + visibility 1
     person = demo.Person(box, "blazepose", np.zeros(4), np.eye(3, dtype=np.float32),
-                         np.eye(3, dtype=np.float32), pred(fitted_uv), network=pred(network_uv),
-                         fit={"reprojection_error_px": 1.0})
+                         np.eye(3, dtype=np.float32), pred(fitted_uv), keypoints=keypoints,
+                         network=pred(network_uv), fit={"reprojection_error_px": 1.0})
     if agreement is not None:
         person.world_agreement_mm = agreement
     return person
@@ -111,7 +112,9 @@ def test_evaluate_photo_scores_fit_and_network_and_reports_3d_agreement():
                                          dict(_person(kp, [300, 10, 380, 190]), name="q")]}
     good = _joints(kp, fill=(50, 500))                         # ankles below the 200 px photo
     bad = _joints({}, fill=(50, 100))
-    people = [_stub_person((20, 10, 60, 180), good, bad, agreement=42.0),
+    half = good.copy()
+    half[constants.COCO17_NAMES.index("nose")] = (50, 100)   # BlazePose's nose 80 px off
+    people = [_stub_person((20, 10, 60, 180), good, bad, agreement=42.0, keypoints_uv=half),
               _stub_person((500, 0, 50, 50), bad, bad)]        # an extra, matched to no one
     summary, records, _ = photo_eval.evaluate_photo(_StubPipeline(people), photo,
                                                     np.zeros((200, 400, 3), np.uint8))
@@ -120,17 +123,21 @@ def test_evaluate_photo_scores_fit_and_network_and_reports_3d_agreement():
     first, second = records
     assert first["found"] and first["fit"]["right"] == 3 and first["network"]["right"] == 0
     assert first["fit"]["outside_ok"] == 1 and first["network"]["outside_ok"] == 0
+    assert first["keypoints"]["right"] == 2 and first["keypoints"]["outside_ok"] == 1
+    assert first["keypoints"]["errors_px"]["nose"] == 80.0
     assert first["world_agreement_mm"] == 42.0 and first["reliable"] is True
-    assert not second["found"] and second["fit"] is None
+    assert not second["found"] and second["fit"] is None and second["keypoints"] is None
     empty = {"file": "cat.png", "people": []}
     cat, _, _ = photo_eval.evaluate_photo(_StubPipeline([]), empty, np.zeros((9, 9, 3)))
     assert cat["no_person_found"] is True
     total = photo_eval.totals([summary, cat], records)
     assert total["fit"]["joints_right"] == 3 and total["fit"]["joints_annotated"] == 6
     assert total["fit"]["fraction"] == 0.5 and total["fit"]["worst_person"] == 0.0
+    assert total["keypoints"]["joints_right"] == 2 and total["keypoints"]["outside_ok"] == 1
     assert total["world_agreement_mm"] == 42.0 and total["no_person_found"] == 1
     text = photo_eval.table([summary, cat], records, total)
     assert "NOT FOUND" in text and "no person found" in text and "3/3 100%" in text
+    assert "joints BlazePose" in text and "2/3 67%" in text
     assert " 42 " in text and "n/a" in text
 
 
@@ -214,7 +221,7 @@ def test_tool_on_rendered_people_a_cut_body_and_an_empty_photo(workdir, tmp_path
     assert whole["found"] and cut_person["found"] and summary["totals"]["no_person_found"] == 1
     assert cut_person["outside"] >= 4                       # knees and ankles at least
     for rec in (whole, cut_person):
-        for mode in ("fit", "network"):
+        for mode in photo_eval.MODES:
             assert 0 <= rec[mode]["right"] <= rec["annotated"]
         assert rec["fit"]["right"] >= rec["network"]["right"]    # the fit follows the 2D
     assert whole["fit"]["right"] / whole["annotated"] >= 0.7
