@@ -14,8 +14,8 @@ annotated person (eval/photo_set.py reads the annotations):
 each with the fit, for the network alone, and for BlazePose's own 2D keypoints (what a fit
 that followed them exactly would score: it tells the detector's misses from the fit's); plus
 the 3D agreement with BlazePose's world landmarks where the pipeline reports it
-(`world_agreement_mm`). Photos without a person must
-give no detection. tools/eval_photos.py is the command line.
+(`world_agreement_mm`). Photos without a person must give no detection. tools/eval_photos.py
+is the command line.
 """
 import cv2
 import numpy as np
