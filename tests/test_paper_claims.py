@@ -52,6 +52,11 @@ def test_cells_pool_one_backbone_and_protocol_and_count_divergence(tmp_path, cap
     acts = grid[("transformer", 64)]
     assert acts["swish"]["diverged"] == 1 and len(acts["swish"]["runs"]) == 1
     assert claims.best_fixed(acts) == "gelu"
+    lucky = dict(acts, relu={"runs": [_row("relu", 0, 90)], "diverged": 0})
+    assert claims.best_fixed(lucky) == "gelu"          # one seed does not displace three
+    few = {a: {"runs": [_row(a, 0, v)], "diverged": 0} for a, v in zip(claims.FIXED, (3, 1, 2))}
+    assert claims.best_fixed(few) == "gelu"            # none at three seeds: the lowest mean
+    assert claims.best_fixed({a: {"runs": [], "diverged": 0} for a in claims.FIXED}) is None
     m, s, n = claims.mean_std(acts["era4"]["runs"], "pa_mpjpe")
     assert (m, n) == (106.0, 3) and s == pytest.approx(1.0)
     assert "+0.0" not in claims.differences(grid) and "-3.0 [" in claims.differences(grid)
