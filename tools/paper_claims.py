@@ -6,9 +6,9 @@
 Prints markdown for docs/paper_claims.md: per head and width, each activation's mean +- sample
 standard deviation over seeds (n runs, diverged runs counted apart) of MPJPE / PA-MPJPE / MPVPE;
 then ERA-2 and ERA-4 minus the best fixed activation of that cell (the lowest mean PA-MPJPE of
-relu, gelu, swish, among those with three runs or more when any has them) with a 95 % Welch t interval (unequal variances; a cell with fewer than two
-finished runs on either side has no interval), and with the paired t interval over the seeds
-both ran (a seed fixes the data order for every activation, so pairing removes its effect).
+relu, gelu, swish, among those with three runs or more when any has them) with a 95 % Welch t
+interval (unequal variances; a cell with fewer than two finished runs on either side has no
+interval), and with the paired t interval over the seeds both ran (a seed fixes the data order for every activation, so pairing removes its effect).
 Only rows of one backbone (SHA-256) and one protocol are pooled: by default the most common of
 each, or --steps to choose the protocol.
 The figure: MPJPE and PA-MPJPE against the head's width, a line per activation, error bars of
@@ -115,7 +115,8 @@ def _fmt(m, s, n):
 
 
 def tables(grid, metric="pa_mpjpe"):
-    lines = [f"| head | width | {' | '.join(ACTIVATIONS)} |", "|---|---|" + "---|" * len(ACTIVATIONS)]
+    lines = [f"| head | width | {' | '.join(ACTIVATIONS)} |",
+             "|---|---|" + "---|" * len(ACTIVATIONS)]
     for (head, width), acts in grid.items():
         cells_ = []
         for a in ACTIVATIONS:
