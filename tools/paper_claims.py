@@ -8,9 +8,9 @@ standard deviation over seeds (n runs, diverged runs counted apart) of MPJPE / P
 then ERA-2 and ERA-4 minus the best fixed activation of that cell (the lowest mean PA-MPJPE of
 relu, gelu, swish, among those with three runs or more when any has them) with a 95 % Welch t
 interval (unequal variances; a cell with fewer than two finished runs on either side has no
-interval), and with the paired t interval over the seeds both ran (a seed fixes the data
-order for every activation, so pairing removes its effect). Only rows of one backbone (SHA-256) and one protocol are pooled: by default the most common of
-each, or --steps to choose the protocol.
+interval), and with the paired t interval over the seeds both ran (a seed fixes the data order
+for every activation, so pairing removes its effect). Only rows of one backbone (SHA-256) and
+one protocol are pooled: by default the most common of each, or --steps to choose the protocol.
 The figure: MPJPE and PA-MPJPE against the head's width, a line per activation, error bars of
 one standard deviation, one column per head kind.
 """
