@@ -25,8 +25,8 @@ annotated person: found (box IoU >= 0.3 with a detection), the fraction of annot
 within max(0.35 x shoulder width, 8 % of the person's box height) of the mesh's projected
 COCO-17 joints, the out-of-frame joints that project out of the frame, with and without the
 fit and for BlazePose's own 2D keypoints (the fit's ceiling if it followed them), and the 3D
-agreement with BlazePose's world landmarks where the pipeline gives it. Photos
-annotated without people must give "no person found". Scoring: eval/photo_eval.py; the set:
+agreement with BlazePose's world landmarks where the pipeline gives it. Photos annotated
+without people must give "no person found". Scoring: eval/photo_eval.py; the set:
 eval/photo_set.py, eval/real_photos/README.md. A missing or altered photo, a bad annotation
 file or checkpoint: one line on stderr, exit status 2.
 """
