@@ -69,3 +69,24 @@ def test_cells_pool_one_backbone_and_protocol_and_count_divergence(tmp_path, cap
     assert "1 diverged" in out and (tmp_path / "fig.png").stat().st_size > 10_000
     assert "106.0 ± 1.0 (3) [paper 47.3 ± 1.1]" in out     # ours beside Table 9
     assert claims.main(["--rows", str(tmp_path / "missing.json")]) == 2
+
+
+def test_paper_gap_is_era_minus_the_papers_best_fixed_activation():
+    assert claims.paper_gap(("transformer", 64), "era4") == pytest.approx(47.3 - 50.0)  # ReLU
+    assert claims.paper_gap(("transformer", 256), "era4") == pytest.approx(42.5 - 43.3)  # GELU
+    assert claims.paper_gap(("mixer", 64), "era2") == pytest.approx(50.9 - 51.4)   # "ERA 50.9"
+    assert claims.paper_gap(("mixer", 256), "era2") is None       # the quote gives no ERA-2
+    assert claims.paper_gap(("transformer", 16), "era4") is None  # nor width 16
+
+
+def test_era_gaps_give_welch_and_paired_intervals_against_the_best_fixed():
+    acts = claims.cells([_row("gelu", s, 108 + s) for s in range(3)] +
+                        [_row("era4", s, v) for s, v in enumerate((105, 106.5, 107))] +
+                        [_row("era2", 0, 104)])[("transformer", 64)]
+    best, gaps = claims.era_gaps(acts)
+    assert best == "gelu"
+    welch, paired = gaps["era4"]
+    assert welch == pytest.approx(claims.welch_interval([105, 106.5, 107], [108, 109, 110]))
+    assert paired[0] == pytest.approx(-17 / 6) and paired[3] == 3
+    assert gaps["era2"] == (None, None)          # one run: no interval either way
+    assert claims.era_gaps(claims.cells([_row("era4", 0, 100)])[("transformer", 64)]) is None

@@ -12,7 +12,8 @@ interval), and with the paired t interval over the seeds both ran (a seed fixes 
 for every activation, so pairing removes its effect). Only rows of one backbone (SHA-256) and
 one protocol are pooled: by default the most common of each, or --steps to choose the protocol.
 The figure: MPJPE and PA-MPJPE against the head's width, a line per activation, error bars of
-one standard deviation, one column per head kind.
+one standard deviation, one column per head kind; below them ERA minus the best fixed activation
+(PA-MPJPE, 95 % interval) beside the same difference in the paper's Table 9.
 """
 import argparse
 import json
@@ -143,35 +144,65 @@ def paper_layout(grid):
     return "\n".join(lines)
 
 
+def era_gaps(acts, metric="pa_mpjpe"):
+    """(best fixed activation, {era: (Welch interval, paired interval)}) of one cell: ERA-2 and
+    ERA-4 minus the best fixed activation, Welch over all runs and paired over the seeds both ran
+    (`paired_interval`, n pairs); an interval is None where too few runs. None without a fixed
+    activation."""
+    best = best_fixed(acts, metric)
+    if best is None:
+        return None
+    base = acts[best]["runs"]
+    gaps = {}
+    for era in ("era2", "era4"):
+        runs = acts[era]["runs"]
+        gaps[era] = (welch_interval([r[metric] for r in runs], [r[metric] for r in base]),
+                     paired_interval(runs, base, metric))
+    return best, gaps
+
+
+def paper_gap(key, era):
+    """The supplement's ERA minus its best fixed activation (Table 9 as quoted, PA-MPJPE mm), or
+    None where the quote lacks the ERA value or every fixed one."""
+    def value(text):
+        try:
+            return float(text.removeprefix("ERA ").split()[0])
+        except (AttributeError, ValueError):     # missing, or "N/A" (diverged)
+            return None
+    paper = PAPER_TABLE9.get(key, {})
+    fixed = [v for v in (value(paper.get(a)) for a in FIXED) if v is not None]
+    ours = value(paper.get(era))
+    return None if ours is None or not fixed else ours - min(fixed)
+
+
 def differences(grid, metric="pa_mpjpe"):
-    """ERA-2 and ERA-4 minus the cell's best fixed activation: Welch's interval over all runs,
-    and the paired interval over the seeds both ran (`paired_interval`, n pairs)."""
+    """The `era_gaps` of every cell as a markdown table."""
     lines = [f"| head | width | best fixed | ERA-2 − best ({metric}, 95 % Welch) | "
              f"ERA-4 − best | ERA-2 − best, paired by seed (pairs) | ERA-4 − best, paired |",
              "|---|---|---|---|---|---|---|"]
     for (head, width), acts in grid.items():
-        best = best_fixed(acts, metric)
-        if best is None:
+        cell = era_gaps(acts, metric)
+        if cell is None:
             continue
-        base = acts[best]["runs"]
-        welch, paired = [], []
-        for era in ("era2", "era4"):
-            runs = acts[era]["runs"]
-            w = welch_interval([r[metric] for r in runs], [r[metric] for r in base])
-            welch.append("–" if w is None else f"{w[0]:+.1f} [{w[1]:+.1f}, {w[2]:+.1f}]")
-            p = paired_interval(runs, base, metric)
-            paired.append("–" if p is None else
-                          f"{p[0]:+.1f} [{p[1]:+.1f}, {p[2]:+.1f}] ({p[3]})")
+        best, gaps = cell
+        welch = ["–" if w is None else f"{w[0]:+.1f} [{w[1]:+.1f}, {w[2]:+.1f}]"
+                 for w, _ in gaps.values()]
+        paired = ["–" if p is None else f"{p[0]:+.1f} [{p[1]:+.1f}, {p[2]:+.1f}] ({p[3]})"
+                  for _, p in gaps.values()]
         lines.append(f"| {head} | {width} | {best} | {' | '.join(welch + paired)} |")
     return "\n".join(lines)
 
 
 def figure(grid, path):
+    """Two rows as Figure 9 (MPJPE, PA-MPJPE against width, a line per activation, one colour
+    per activation in every panel), and a third: ERA minus the best fixed activation in
+    PA-MPJPE with its 95 % interval (paired by seed, Welch where no pairs), beside the paper's."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    colours = dict(zip(ACTIVATIONS, plt.rcParams["axes.prop_cycle"].by_key()["color"]))
     heads = sorted({h for h, _ in grid})
-    fig, axes = plt.subplots(2, len(heads), figsize=(5 * len(heads), 7), squeeze=False)
+    fig, axes = plt.subplots(3, len(heads), figsize=(5 * len(heads), 10), squeeze=False)
     for col, head in enumerate(heads):
         widths = sorted(w for h, w in grid if h == head)
         for row, metric in enumerate(("mpjpe", "pa_mpjpe")):
@@ -183,15 +214,39 @@ def figure(grid, path):
                     continue
                 ms = [s[0] for s in stats_ if s[0] is not None]
                 ss = [0 if np.isnan(s[1]) else s[1] for s in stats_ if s[0] is not None]
-                ax.errorbar(xs, ms, yerr=ss, marker="o", capsize=3, label=a,
+                ax.errorbar(xs, ms, yerr=ss, marker="o", capsize=3, label=a, color=colours[a],
                             linestyle="-" if a.startswith("era") else "--")
+            ax.set_ylabel(f"{metric.upper().replace('_', '-')} (mm)")
+        ax = axes[2, col]
+        for offset, era in zip((0.97, 1.03), ("era2", "era4")):
+            points = []
+            for w in widths:
+                cell = era_gaps(grid[(head, w)])
+                welch, paired = cell[1][era] if cell else (None, None)
+                if paired or welch:
+                    points.append((w, paired or welch))
+            if points:
+                xs = [w * offset for w, _ in points]
+                ms = [g[0] for _, g in points]
+                ax.errorbar(xs, ms, yerr=[[g[0] - g[1] for _, g in points],
+                                          [g[2] - g[0] for _, g in points]],
+                            marker="o", capsize=3, color=colours[era], label=f"{era}, here")
+            paper = [(w * offset, paper_gap((head, w), era)) for w in widths]
+            paper = [(x, g) for x, g in paper if g is not None]
+            if paper:
+                ax.plot(*zip(*paper), "x", markersize=9, color=colours[era],
+                        label=f"{era}, paper (H36M)")
+        ax.axhline(0, color="grey", linewidth=0.8)
+        ax.set_ylabel("ERA − best fixed, PA-MPJPE (mm)")
+        for ax in axes[:, col]:
             ax.set_xscale("log", base=2)
+            ax.set_xlim(min(widths) / 1.5, max(widths) * 1.5)
             ax.set_xticks(widths, [str(w) for w in widths])
             ax.set_xlabel(f"{head} hidden dimension")
-            ax.set_ylabel(f"{metric.upper().replace('_', '-')} (mm)")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
-    fig.suptitle("Activation sweep (tools/paper_sweep.py):\nmean ± std over seeds")
+    fig.suptitle("Activation sweep (tools/paper_sweep.py): mean ± std over seeds;\n"
+                 "bottom: ERA minus the best fixed activation, 95 % interval (paired by seed)")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
