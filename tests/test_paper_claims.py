@@ -61,6 +61,10 @@ def test_cells_pool_one_backbone_and_protocol_and_count_divergence(tmp_path, cap
     assert (m, n) == (106.0, 3) and s == pytest.approx(1.0)
     assert "+0.0" not in claims.differences(grid) and "-3.0 [" in claims.differences(grid)
     assert len(claims.pooled(rows, steps=6000)) == 1
+    seeds = claims.per_seed(grid).splitlines()     # a diverged seed is a gap, not a number
+    assert seeds[0] == "| head-width | activation | seed 0 | seed 1 | seed 2 |"
+    assert "| transformer-64 | swish | – | 111.0 | – |" in seeds
+    assert "| transformer-64 | era4 | 105.0 | 106.0 | 107.0 |" in seeds
 
     path = tmp_path / "rows.json"
     path.write_text(json.dumps({"rows": rows}))
@@ -90,3 +94,27 @@ def test_era_gaps_give_welch_and_paired_intervals_against_the_best_fixed():
     assert paired[0] == pytest.approx(-17 / 6) and paired[3] == 3
     assert gaps["era2"] == (None, None)          # one run: no interval either way
     assert claims.era_gaps(claims.cells([_row("era4", 0, 100)])[("transformer", 64)]) is None
+
+
+def test_doc_blocks_are_rewritten_from_the_rows_and_the_prose_is_kept(tmp_path, capsys):
+    rows = [_row(a, s, v + s) for a, v in (("gelu", 108), ("era4", 105)) for s in range(3)]
+    path = tmp_path / "rows.json"
+    path.write_text(json.dumps({"rows": rows}))
+    doc = tmp_path / "page.md"
+    marked = ("Intro 1.\n<!-- paper_claims:table9 -->\n{}\n<!-- /paper_claims:table9 -->\n"
+              "Middle.\n<!-- paper_claims:gaps_pa_mpjpe -->\n{}\n"
+              "<!-- /paper_claims:gaps_pa_mpjpe -->\nEnd.\n")
+    doc.write_text(marked.format("| stale |", "old"))
+    args = ["--rows", str(path), "--figure", str(tmp_path / "f.png"), "--doc", str(doc)]
+    assert claims.main(args) == 0
+    blocks = claims.sections(rows, claims.cells(rows))
+    text = doc.read_text()
+    assert text == marked.format(blocks["table9"], blocks["gaps_pa_mpjpe"])
+    assert "106.0 ± 1.0 (3) [paper 47.3 ± 1.1]" in text and "stale" not in text
+    assert "rewrote 2 block(s)" in capsys.readouterr().out
+    assert claims.main(args) == 0 and doc.read_text() == text        # idempotent
+
+    doc.write_text("<!-- paper_claims:mpjpe -->\nno end\n")
+    assert claims.main(args) == 2                                    # unclosed: refused
+    assert doc.read_text() == "<!-- paper_claims:mpjpe -->\nno end\n"
+    assert "has no closing" in capsys.readouterr().err

@@ -1,7 +1,7 @@
 """Tables, statistics and the Figure 9-style plot of the activation sweep (tools/paper_sweep.py).
 
     python tools/paper_claims.py [--rows docs/results/paper_sweep.json] [--steps N]
-                                 [--figure docs/figures/paper_fig9.png]
+                                 [--figure docs/figures/paper_fig9.png] [--doc docs/paper_claims.md]
 
 Prints markdown for docs/paper_claims.md: per head and width, each activation's mean +- sample
 standard deviation over seeds (n runs, diverged runs counted apart) of MPJPE / PA-MPJPE / MPVPE;
@@ -14,14 +14,21 @@ one protocol are pooled: by default the most common of each, or --steps to choos
 The figure: MPJPE and PA-MPJPE against the head's width, a line per activation, error bars of
 one standard deviation, one column per head kind; below them ERA minus the best fixed activation
 (PA-MPJPE, 95 % interval) beside the same difference in the paper's Table 9.
+--doc FILE rewrites each of those printed blocks that FILE marks as
+`<!-- paper_claims:NAME -->` ... `<!-- /paper_claims:NAME -->` (NAME: runs, mpjpe, pa_mpjpe,
+mpvpe, table9, seeds_pa_mpjpe, gaps_pa_mpjpe, gaps_mpjpe), so the page's tables are the tool's output, not copies
+typed by hand.
 """
 import argparse
 import json
+import re
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ACTIVATIONS = ("relu", "gelu", "swish", "era2", "era4")
 FIXED = ("relu", "gelu", "swish")
@@ -130,6 +137,21 @@ def tables(grid, metric="pa_mpjpe"):
     return "\n".join(lines)
 
 
+def per_seed(grid, metric="pa_mpjpe"):
+    """Each cell's runs seed by seed: pairing by seed is what the paired intervals do."""
+    seeds = sorted({r["seed"] for acts in grid.values() for a in acts.values()
+                    for r in a["runs"]})
+    lines = [f"| head-width | activation | {' | '.join(f'seed {s}' for s in seeds)} |",
+             "|---|---|" + "---|" * len(seeds)]
+    for (head, width), acts in grid.items():
+        for a in ACTIVATIONS:
+            by_seed = {r["seed"]: f"{r[metric]:.1f}" for r in acts[a]["runs"]}
+            if by_seed:
+                values = " | ".join(by_seed.get(s, "–") for s in seeds)
+                lines.append(f"| {head}-{width} | {a} | {values} |")
+    return "\n".join(lines)
+
+
 def paper_layout(grid):
     """PA-MPJPE in Table 9's layout: ours (mean ± std, runs) beside the paper's value."""
     keys = sorted(set(grid) | set(PAPER_TABLE9))
@@ -191,6 +213,39 @@ def differences(grid, metric="pa_mpjpe"):
                   for _, p in gaps.values()]
         lines.append(f"| {head} | {width} | {best} | {' | '.join(welch + paired)} |")
     return "\n".join(lines)
+
+
+def sections(rows, grid):
+    """{name: markdown} of every block main prints; the names are those --doc looks for."""
+    r0 = rows[0]
+    out = {"runs": f"{len(rows)} runs, backbone {r0['backbone_sha256'][:16]}, protocol "
+                   f"{json.dumps(r0['protocol'], sort_keys=True)}; mean body "
+                   f"{r0['mean_body']['mpjpe']:.1f} / {r0['mean_body']['pa_mpjpe']:.1f} / "
+                   f"{r0['mean_body']['mpvpe']:.1f} mm"}
+    out.update({metric: tables(grid, metric) for metric in METRICS})
+    out["table9"] = paper_layout(grid)
+    out["seeds_pa_mpjpe"] = per_seed(grid, "pa_mpjpe")
+    out.update({f"gaps_{metric}": differences(grid, metric) for metric in ("pa_mpjpe", "mpjpe")})
+    return out
+
+
+def update_doc(path, blocks):
+    """Replaces each marked block of the markdown file `path` with blocks[name] (atomically);
+    returns the names replaced. A marker opened and not closed is an error, not a skip."""
+    from pose_era import io
+    text = Path(path).read_text()
+    replaced = []
+    for name, body in blocks.items():
+        start, end = f"<!-- paper_claims:{name} -->", f"<!-- /paper_claims:{name} -->"
+        if start not in text:
+            continue
+        if end not in text:
+            raise ValueError(f"{path}: {start} has no closing {end}")
+        pattern = re.compile(re.escape(start) + r"\n.*?" + re.escape(end), re.S)
+        text = pattern.sub(lambda _: f"{start}\n{body}\n{end}", text)
+        replaced.append(name)
+    io.write_text(path, text)
+    return replaced
 
 
 def figure(grid, path):
@@ -260,6 +315,7 @@ def main(argv=None):
     p.add_argument("--rows", default="docs/results/paper_sweep.json")
     p.add_argument("--steps", type=int, help="the protocol's steps (default: the most common)")
     p.add_argument("--figure", default="docs/figures/paper_fig9.png")
+    p.add_argument("--doc", help="a markdown page whose marked blocks get the tables")
     args = p.parse_args(argv)
     try:
         rows = json.loads(Path(args.rows).read_text())["rows"]
@@ -272,17 +328,22 @@ def main(argv=None):
         print(f"paper_claims: no rows with --steps {args.steps} in {args.rows}", file=sys.stderr)
         return 2
     grid = cells(rows)
-    r0 = rows[0]
-    print(f"{len(rows)} runs, backbone {r0['backbone_sha256'][:16]}, protocol "
-          f"{json.dumps(r0['protocol'], sort_keys=True)}; mean body "
-          f"{r0['mean_body']['mpjpe']:.1f} / {r0['mean_body']['pa_mpjpe']:.1f} / "
-          f"{r0['mean_body']['mpvpe']:.1f} mm\n")
+    blocks = sections(rows, grid)
+    print(blocks["runs"] + "\n")
     for metric in METRICS:
-        print(f"{metric} (mm), mean ± sample std (runs):\n\n{tables(grid, metric)}\n")
+        print(f"{metric} (mm), mean ± sample std (runs):\n\n{blocks[metric]}\n")
     print("PA-MPJPE (mm) in the supplement's Table 9 layout, ours [the paper's on Human3.6M; "
-          "? = not quoted]:\n\n" + paper_layout(grid) + "\n")
-    print(differences(grid, "pa_mpjpe") + "\n")
-    print(differences(grid, "mpjpe") + "\n")
+          "? = not quoted]:\n\n" + blocks["table9"] + "\n")
+    print("PA-MPJPE (mm) per seed:\n\n" + blocks["seeds_pa_mpjpe"] + "\n")
+    print(blocks["gaps_pa_mpjpe"] + "\n")
+    print(blocks["gaps_mpjpe"] + "\n")
+    if args.doc:
+        try:
+            replaced = update_doc(args.doc, blocks)
+        except (OSError, ValueError) as err:
+            print(f"paper_claims: cannot update the page: {err}", file=sys.stderr)
+            return 2
+        print(f"rewrote {len(replaced)} block(s) of {args.doc}: {', '.join(replaced) or 'none'}")
     print(f"wrote {figure(grid, args.figure)}")
     return 0
 
