@@ -16,8 +16,8 @@ one standard deviation, one column per head kind; below them ERA minus the best 
 (PA-MPJPE, 95 % interval) beside the same difference in the paper's Table 9.
 --doc FILE rewrites each of those printed blocks that FILE marks as
 `<!-- paper_claims:NAME -->` ... `<!-- /paper_claims:NAME -->` (NAME: runs, mpjpe, pa_mpjpe,
-mpvpe, table9, seeds_pa_mpjpe, gaps_pa_mpjpe, gaps_mpjpe), so the page's tables are the tool's output, not copies
-typed by hand.
+mpvpe, table9, seeds_pa_mpjpe, gaps_pa_mpjpe, gaps_mpjpe), so the page's tables are the tool's
+output, not copies typed by hand.
 """
 import argparse
 import json
