@@ -273,10 +273,10 @@ def figure(grid, path):
                             linestyle="-" if a.startswith("era") else "--")
             ax.set_ylabel(f"{metric.upper().replace('_', '-')} (mm)")
         ax = axes[2, col]
+        cells_ = {w: era_gaps(grid[(head, w)]) for w in widths}
         for offset, era in zip((0.97, 1.03), ("era2", "era4")):
             points = []
-            for w in widths:
-                cell = era_gaps(grid[(head, w)])
+            for w, cell in cells_.items():
                 welch, paired = cell[1][era] if cell else (None, None)
                 if paired or welch:
                     points.append((w, paired or welch))
