@@ -118,3 +118,27 @@ def test_doc_blocks_are_rewritten_from_the_rows_and_the_prose_is_kept(tmp_path, 
     assert claims.main(args) == 2                                    # unclosed: refused
     assert doc.read_text() == "<!-- paper_claims:mpjpe -->\nno end\n"
     assert "has no closing" in capsys.readouterr().err
+
+
+def _paired_text(diffs):
+    """A paired 95 % t interval in the table's format, from the closed form."""
+    from scipy.stats import t
+    d = np.asarray(diffs, float)
+    half = t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return f"{d.mean():+.1f} [{d.mean() - half:+.1f}, {d.mean() + half:+.1f}] ({len(d)})"
+
+
+def test_era_vs_fixed_pairs_era4_with_each_fixed_activation_beside_the_paper():
+    rows = [_row("relu", s, v) for s, v in enumerate((110.0, 112.0, 111.5))] + \
+        [_row("gelu", s, 108.0 + s) for s in range(3)] + \
+        [_row("era4", s, v) for s, v in enumerate((105.0, 106.5, 107.0))] + \
+        [_row("era4", 0, 113.0, width=16), _row("relu", 0, 116.0, width=16),
+         _row("relu", 1, 115.0, width=16), _row("era4", 1, 114.5, width=16)]
+    grid = claims.cells(rows)
+    lines = claims.era_vs_fixed(grid).splitlines()
+    assert lines[0].startswith("| head | width | era4 − relu (pa_mpjpe, paired)")
+    relu, gelu = _paired_text([-5.0, -5.5, -4.5]), _paired_text([-3.0, -2.5, -3.0])
+    # Table 9 at Transformer-64: ERA-4 47.3, ReLU 50.0, GELU 50.8; its Swish diverged (N/A).
+    assert lines[3] == f"| transformer | 64 | {relu}; paper -2.7 | {gelu}; paper -3.5 | – |"
+    assert lines[2] == f"| transformer | 16 | {_paired_text([-3.0, -0.5])} | – | – |"
+    assert "paper" not in claims.era_vs_fixed(grid, "mpjpe")     # Table 9 is PA-MPJPE only
