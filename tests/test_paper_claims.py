@@ -61,6 +61,9 @@ def test_cells_pool_one_backbone_and_protocol_and_count_divergence(tmp_path, cap
     assert (m, n) == (106.0, 3) and s == pytest.approx(1.0)
     assert "+0.0" not in claims.differences(grid) and "-3.0 [" in claims.differences(grid)
     assert len(claims.pooled(rows, steps=6000)) == 1
+    cpu = dict(_row("relu", 7, 60), protocol={"steps": 3000, "batch": 64, "variant": "cpu"})
+    assert cpu not in claims.pooled(rows + [cpu] * 20)     # the CPU head's set: never pooled
+    assert claims.pooled(rows + [cpu], variant="cpu") == [cpu]
     seeds = claims.per_seed(grid).splitlines()     # a diverged seed is a gap, not a number
     assert seeds[0] == "| head-width | activation | seed 0 | seed 1 | seed 2 |"
     assert "| transformer-64 | swish | – | 111.0 | – |" in seeds
@@ -113,6 +116,17 @@ def test_doc_blocks_are_rewritten_from_the_rows_and_the_prose_is_kept(tmp_path, 
     assert "106.0 ± 1.0 (3) [paper 47.3 ± 1.1]" in text and "stale" not in text
     assert "rewrote 2 block(s)" in capsys.readouterr().out
     assert claims.main(args) == 0 and doc.read_text() == text        # idempotent
+
+    cpu_rows = [dict(r, protocol={**r["protocol"], "variant": "cpu"}, pa_mpjpe=r["pa_mpjpe"] - 9)
+                for r in rows]
+    path.write_text(json.dumps({"rows": rows + cpu_rows}))
+    doc.write_text(text + "<!-- paper_claims:cpu_table9 -->\n<!-- /paper_claims:cpu_table9 -->\n")
+    assert claims.main(args + ["--variant", "cpu"]) == 0     # the second set: its own blocks
+    cpu_table = claims.sections(cpu_rows, claims.cells(cpu_rows))["table9"]
+    assert doc.read_text() == text + ("<!-- paper_claims:cpu_table9 -->\n" + cpu_table +
+                                      "\n<!-- /paper_claims:cpu_table9 -->\n")
+    assert "97.0 ± 1.0 (3)" in cpu_table
+    capsys.readouterr()
 
     doc.write_text("<!-- paper_claims:mpjpe -->\nno end\n")
     assert claims.main(args) == 2                                    # unclosed: refused

@@ -148,3 +148,43 @@ def test_the_sweeps_own_results_file_does_not_make_its_rows_dirty(tmp_path):
     assert io.code_version(tmp_path)["dirty"] is True
     (tmp_path / "code.py").write_text("x = 2\n")
     assert io.code_version(tmp_path, ignore=[out])["dirty"] is True
+
+
+def test_cpu_variant_is_a_second_row_set_on_the_aids_keypoint_tokens(tiny):
+    """--variant cpu: the CPU recipe's head (keypoint tokens and lifter) on the release's cached
+    keypoint tokens, rows of their own protocol; the tokens' keypoint positions are the ones the
+    release's own soft-argmax (kp2d_dense) gives for the same images."""
+    import keras
+    import tensorflow as tf
+    from data_pipelines.synthetic import records
+    root, workdir = tiny
+    cpu, paper = root / "cpu.json", root / "paper.json"
+    assert cli.main(_argv(root, workdir, **{"--variant": "cpu", "--out": cpu,
+                                            "--activations": "relu,era2"})) == 0
+    assert cli.main(_argv(root, workdir, **{"--out": paper})) == 0
+    rows = json.loads(cpu.read_text())["rows"]
+    (paper_row,) = json.loads(paper.read_text())["rows"]
+    assert [r["protocol"]["variant"] for r in rows] == ["cpu", "cpu"]
+    assert paper_row["protocol"]["variant"] == "paper"
+    for r in rows:
+        assert not r["diverged"] and all(np.isfinite(r[m]) for m in ("mpjpe", "pa_mpjpe"))
+    assert rows[0]["head_params"] > paper_row["head_params"]   # token embedding and lifter
+    assert rows[0]["mpjpe"] != paper_row["mpjpe"]
+    plots = root / "cpu_era_plots"
+    assert cli.main(_argv(root, workdir, **{"--variant": "cpu", "--activations": "era2"})
+                    + ["--out", str(cpu), "--plot-era", str(plots)]) == 0
+    (era_run,) = plots.iterdir()
+    assert era_run.name.endswith("_cpu") and len(list(era_run.glob("*.png"))) >= 3
+
+    cache = sweep.FeatureCache.build(workdir, root / "cache", progress=False)
+    assert cache.tokens["train"].shape[:2] == (12, 17) and cache.tokens["test"].shape[0] == 6
+    config, model, _ = checkpoints.restore(workdir)
+    first = next(iter(tf.data.TFRecordDataset(records.train_files(root / "synth"))
+                      .map(records.parse_example).batch(3)))
+    kp2d = model({"image": first["image"], "K": first["K"]}, training=False)["kp2d_dense"]
+    size = int(config.data.image_size)
+    np.testing.assert_allclose(cache.tokens["train"][:3, :, -4:-2].astype(np.float32),
+                               kp2d.numpy() / size - 0.5, atol=2e-3)
+    with pytest.raises(ValueError, match="has no aid"):
+        sweep.keypoint_token_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]),
+                                   "a release")

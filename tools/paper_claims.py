@@ -10,7 +10,9 @@ relu, gelu, swish, among those with three runs or more when any has them) with a
 interval (unequal variances; a cell with fewer than two finished runs on either side has no
 interval), and with the paired t interval over the seeds both ran (a seed fixes the data order
 for every activation, so pairing removes its effect). Only rows of one backbone (SHA-256) and
-one protocol are pooled: by default the most common of each, or --steps to choose the protocol.
+one protocol are pooled: by default the most common of each, or --steps to choose the protocol;
+--variant cpu tables the second row set (tools/paper_sweep.py --variant cpu): its page blocks
+are named cpu_NAME, its figure paper_fig9_cpu.png.
 The figure: MPJPE and PA-MPJPE against the head's width, a line per activation, error bars of
 one standard deviation, one column per head kind; below them ERA minus the best fixed activation
 (PA-MPJPE, 95 % interval) beside the same difference in the paper's Table 9.
@@ -48,14 +50,16 @@ PAPER_TABLE9 = {
 }
 
 
-def pooled(rows, steps=None, backbone=None):
-    """The rows of one backbone and one protocol (the most common unless named)."""
+def pooled(rows, steps=None, backbone=None, variant="paper"):
+    """The rows of one backbone and one protocol of the head `variant` (the most common unless
+    named)."""
     if not rows:
         return []
     backbone = backbone or Counter(r["backbone_sha256"] for r in rows).most_common(1)[0][0]
     rows = [r for r in rows if r["backbone_sha256"] == backbone]
     protocols = Counter(json.dumps(r["protocol"], sort_keys=True) for r in rows
-                        if steps is None or r["protocol"]["steps"] == steps)
+                        if (steps is None or r["protocol"]["steps"] == steps)
+                        and r["protocol"].get("variant", "paper") == variant)
     if not protocols:
         return []
     chosen = protocols.most_common(1)[0][0]
@@ -339,7 +343,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", default="docs/results/paper_sweep.json")
     p.add_argument("--steps", type=int, help="the protocol's steps (default: the most common)")
-    p.add_argument("--figure", default="docs/figures/paper_fig9.png")
+    p.add_argument("--variant", default="paper", choices=("paper", "cpu"),
+                   help="whose head: the paper's (default) or the CPU recipe's row set")
+    p.add_argument("--figure", help="default docs/figures/paper_fig9.png; with --variant cpu "
+                                     "docs/figures/paper_fig9_cpu.png")
     p.add_argument("--doc", help="a markdown page whose marked blocks get the tables")
     args = p.parse_args(argv)
     try:
@@ -348,9 +355,10 @@ def main(argv=None):
         print(f"paper_claims: cannot read sweep rows from {args.rows} ({err}); run "
               "tools/paper_sweep.py first", file=sys.stderr)
         return 2
-    rows = pooled(rows, args.steps)
+    rows = pooled(rows, args.steps, variant=args.variant)
     if not rows:
-        print(f"paper_claims: no rows with --steps {args.steps} in {args.rows}", file=sys.stderr)
+        print(f"paper_claims: no rows with --steps {args.steps} --variant {args.variant} in "
+              f"{args.rows}", file=sys.stderr)
         return 2
     grid = cells(rows)
     blocks = sections(rows, grid)
@@ -366,12 +374,14 @@ def main(argv=None):
     print(blocks["vs_fixed_mpjpe"] + "\n")
     if args.doc:
         try:
-            replaced = update_doc(args.doc, blocks)
+            prefix = "" if args.variant == "paper" else f"{args.variant}_"
+            replaced = update_doc(args.doc, {prefix + k: v for k, v in blocks.items()})
         except (OSError, ValueError) as err:
             print(f"paper_claims: cannot update the page: {err}", file=sys.stderr)
             return 2
         print(f"rewrote {len(replaced)} block(s) of {args.doc}: {', '.join(replaced) or 'none'}")
-    print(f"wrote {figure(grid, args.figure)}")
+    suffix = "" if args.variant == "paper" else f"_{args.variant}"
+    print(f"wrote {figure(grid, args.figure or f'docs/figures/paper_fig9{suffix}.png')}")
     return 0
 
 

@@ -4,14 +4,17 @@ Swish in the pose head, across head kinds and widths, several seeds (training/pa
     python tools/paper_sweep.py --heads transformer,mixer --widths 16,64,256 \\
         --activations relu,gelu,swish,era2,era4 --seeds 0,1,2 [--steps 3000] [--batch 64]
         [--out docs/results/paper_sweep.json] [--ckpt pretrained/mixer_64_synth]
+        [--variant paper|cpu]
 
 One process, resumable: rows already in --out (same cell, seed, backbone and protocol) are kept
 and skipped; a run killed half-way resumes from its checkpoint under the cache; each finished
 run's row is written to --out at once (atomically). A diverged run (non-finite loss, or a loss
 5x its first logged value) is a row with diverged=true and no metrics, never dropped. The first
 call caches the frozen backbone's features of the release's training and test images (~4 min on
-2 cores, 2.7 GB under cache/paper_sweep/). docs/paper_claims.md has the protocol, costs and
-results.
+2 cores, 2.7 GB under cache/paper_sweep/). --variant cpu trains the CPU recipe's head (keypoint
+tokens and lifter) instead of the paper's, as a second row set (its own protocol, never pooled
+with the paper's); its first call also caches the release's keypoint tokens of the same images.
+docs/paper_claims.md has the protocol, costs and results.
 """
 import argparse
 import os
@@ -44,7 +47,7 @@ def comma_list(kind, choices=None):
 
 
 def parse_args(argv=None):
-    from training.paper_sweep import ACTIVATIONS, HEADS, Protocol
+    from training.paper_sweep import ACTIVATIONS, HEADS, VARIANTS, Protocol
     d = Protocol()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -57,6 +60,9 @@ def parse_args(argv=None):
     p.add_argument("--out", default="docs/results/paper_sweep.json")
     p.add_argument("--ckpt", default="pretrained/mixer_64_synth",
                    help="released pose workdir whose backbone, MarkerPoser and data are used")
+    p.add_argument("--variant", choices=VARIANTS, default=d.variant,
+                   help="paper: Table 8's head; cpu: with the CPU recipe's keypoint tokens and "
+                        "lifter (a second row set)")
     p.add_argument("--steps", type=int, default=d.steps)
     p.add_argument("--batch", type=int, default=d.batch)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -105,7 +111,7 @@ def plot_era(args, sweep, cache, config, body, protocol, todo):
         folder = sweep.run_dir(args.cache, cache.sha256, head, width, activation, seed, protocol)
         try:
             paths = sweep.plot_learned_era(cache, config, body, head, width, activation, folder,
-                                           Path(args.plot_era) / folder.name)
+                                           Path(args.plot_era) / folder.name, args.variant)
         except FileNotFoundError as err:
             print(f"paper_sweep: {err}", file=sys.stderr)
             continue
@@ -129,11 +135,17 @@ def main(argv=None):
     rows = load_rows(args.out)
     protocol = sweep.Protocol(steps=args.steps, batch=args.batch, lr=args.lr,
                               warmup=args.warmup, eval_every=min(args.eval_every, args.steps),
-                              ckpt_every=min(500, args.steps))
+                              ckpt_every=min(500, args.steps), variant=args.variant)
     cache = sweep.FeatureCache.build(args.ckpt, args.cache, args.limit_train,
                                      progress=not args.no_progress)
+    if args.variant == "cpu":
+        try:
+            cache.add_keypoint_tokens(progress=not args.no_progress)
+        except ValueError as err:
+            print(f"paper_sweep: {err}", file=sys.stderr)
+            return 2
     body = body_model_of(config)
-    evaluator = sweep.Evaluator(cache, config, body)
+    evaluator = sweep.Evaluator(cache, config, body, args.variant)
     baseline = evaluator.mean_body()
     done = {sweep.row_key(r) for r in rows}
     cells = [(h, w, a, s) for s in args.seeds for h in args.heads for w in args.widths

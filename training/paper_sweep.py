@@ -9,6 +9,9 @@ tokens, no lifter: models/thundr.py with the block of models/heads.py, every act
 the same layer norm) on those features with the CPU recipe's marker losses (markers3d, centroid,
 marker distances), and is scored through the release's frozen MarkerPoser and the body model by
 the project's one evaluator (eval/pose_eval.py) on the test split, beside the mean body.
+The `cpu` variant (Protocol.variant) trains the CPU recipe's head instead, as a second row set:
+the paper's head plus keypoint tokens and their lifter (models/keypoint_tokens.py), read from the
+release's frozen dense 2D aid, whose tokens are cached beside the features.
 
 A run is reproducible from (head, width, activation, seed, protocol): the seed sets the head's
 initialisation (keras.utils.set_random_seed) and the data order (a permutation per epoch drawn
@@ -31,11 +34,12 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from configs.common import era_section, optimizer_section
-from configs.common_pose import loss_section
+from configs.common_pose import loss_section, pose_config
 from data_pipelines import pipeline
 from data_pipelines.synthetic import records
 from eval.pose_eval import PoseEvaluator
 from models.markerposer import BodyLayer
+from models.keypoint_tokens import KeypointTokens
 from models.mean_body import mean_body
 from models.pose_net import build_head, build_markerposer
 from pose_era import io, losses
@@ -49,7 +53,11 @@ ACTIVATIONS = {"relu": ("relu", None), "gelu": ("gelu", None), "swish": ("swish"
                "era2": ("era", 2), "era4": ("era", 4)}
 HEADS = ("mixer", "transformer")
 LOSS_WEIGHTS = {"markers3d": 1.0, "marker_centroid": 0.2, "marker_distances": 1.0}
-INPUTS = ("features", "K")
+# What the head reads, per Protocol.variant: "paper" = Table 8's head on the stride-32 features;
+# "cpu" = the CPU recipe's head, which also reads the dense 2D aid's keypoint tokens.
+INPUTS = {"paper": ("features", "K"), "cpu": ("features", "K", "keypoint_tokens")}
+VARIANTS = tuple(INPUTS)
+TOKENS = "keypoint_tokens"     # the cache's subfolder of the release's keypoint tokens
 TEST_LABELS = ("K", "j3d", "has_j3d", "betas", "pose", "transl", "has_params", "imgname")
 TRAIN_LABELS = ("K", "markers", "kp2d")
 FINAL_WEIGHTS = "head.weights.h5"
@@ -69,7 +77,7 @@ class Protocol:
     eval_every: int = 500
     ckpt_every: int = 500
     log_every: int = 50
-    variant: str = "paper"     # the paper's head (no keypoint tokens, no lifter)
+    variant: str = "paper"     # a key of INPUTS: the paper's head, or the CPU recipe's
 
 
 def backbone_sha256(backbone):
@@ -106,6 +114,21 @@ class FeatureCache:
             self.train = {k: f[k] for k in f.files}
         with np.load(self.folder / "test_labels.npz") as f:
             self.test = {k: f[k] for k in f.files}
+        tokens = self.folder / TOKENS
+        self.tokens = ({split: np.load(tokens / f"{split}.npy") for split in ("train", "test")}
+                       if (tokens / "meta.json").is_file() else None)
+
+    def arrays(self, split, variant="paper"):
+        """{input name: array over the split's examples} of what `variant`'s head reads."""
+        features = self.train_features if split == "train" else self.test_features
+        labels = self.train if split == "train" else self.test
+        out = {"features": features, "K": labels["K"]}
+        if "keypoint_tokens" in INPUTS[variant]:
+            if self.tokens is None:
+                raise FileNotFoundError(f"{self.folder / TOKENS} is missing: build it with "
+                                        "FeatureCache.add_keypoint_tokens")
+            out["keypoint_tokens"] = self.tokens[split]
+        return out
 
     @classmethod
     def build(cls, ckpt, root, limit_train=0, batch=128, progress=True):
@@ -120,41 +143,82 @@ class FeatureCache:
         folder = Path(root) / name
         if (folder / "meta.json").is_file():
             return cls(folder)
-        body = body_model_of(config)
         started = time.time()
-        tmp = folder.with_name(f".{folder.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)   # a killed build's leftovers
-        tmp.mkdir(parents=True)
+        tmp = _fresh_tmp(folder)
         count = pipeline.num_examples(config, "train")   # makes the set on first use
         count = min(count, limit_train) if limit_train else count
-        files = records.train_files(data_dir)
-        ds = tf.data.TFRecordDataset(files).map(records.parse_example).take(count)
-        feats, labels = [], {k: [] for k in TRAIN_LABELS}
-        for ex in tqdm(ds.batch(batch), total=math.ceil(count / batch), desc="train features",
-                       unit="batch", disable=not progress):
-            feats.append(_features(backbone, ex["image"]))
-            for k in TRAIN_LABELS:
-                labels[k].append(ex[k].numpy())
-        train_features = np.concatenate(feats)
-        np.save(tmp / "train_features.npy", train_features)
-        np.savez(tmp / "train_labels.npz", **{k: np.concatenate(v) for k, v in labels.items()})
-        test_config = copy.deepcopy(config)
-        test_config.eval.batch_size = batch
-        feats, labels = [], {k: [] for k in TEST_LABELS}
-        for ex in pipeline.build_dataset(test_config, "test", body_model=body):
-            feats.append(_features(backbone, ex["image"]))
-            for k in TEST_LABELS:
-                labels[k].append(ex[k].numpy())
-        test_features = np.concatenate(feats)
-        np.save(tmp / "test_features.npy", test_features)
-        np.savez(tmp / "test_labels.npz", **{k: _plain(np.concatenate(v))
-                                             for k, v in labels.items()})
+        feats = {"train": [], "test": []}
+        labels = {"train": {k: [] for k in TRAIN_LABELS}, "test": {k: [] for k in TEST_LABELS}}
+        for split, ex in _image_batches(config, count, batch, "features", progress):
+            feats[split].append(_features(backbone, ex["image"]))
+            for k in labels[split]:
+                labels[split][k].append(ex[k].numpy())
+        for split in ("train", "test"):
+            np.save(tmp / f"{split}_features.npy", np.concatenate(feats[split]))
+            np.savez(tmp / f"{split}_labels.npz",
+                     **{k: _plain(np.concatenate(v)) for k, v in labels[split].items()})
         io.write_json(tmp / "meta.json", {
             "backbone_sha256": sha, "ckpt": str(ckpt), "data": str(data_dir),
-            "train": len(train_features), "test": len(test_features),
+            "train": sum(map(len, feats["train"])), "test": sum(map(len, feats["test"])),
             "seconds": round(time.time() - started, 1)})
         tmp.rename(folder)
         return cls(folder)
+
+    def add_keypoint_tokens(self, batch=128, progress=True):
+        """Caches the release's keypoint tokens (its frozen dense 2D aid's, through
+        models/keypoint_tokens.py) of the same images, for the `cpu` variant; once
+        (atomically), then loads them."""
+        folder = self.folder / TOKENS
+        if self.tokens is None:
+            config, model, _ = checkpoints.restore(self.meta["ckpt"])
+            aid = keypoint_token_model(model, self.meta["ckpt"])
+            started = time.time()
+            tmp = _fresh_tmp(folder)
+            tokens = {"train": [], "test": []}
+            for split, ex in _image_batches(config, self.meta["train"], batch, "keypoint tokens",
+                                            progress):
+                tokens[split].append(aid(ex["image"], training=False).numpy().astype(np.float16))
+            for split, parts in tokens.items():
+                np.save(tmp / f"{split}.npy", np.concatenate(parts))
+            io.write_json(tmp / "meta.json", {"seconds": round(time.time() - started, 1)})
+            tmp.rename(folder)
+            self.tokens = {split: np.load(folder / f"{split}.npy") for split in ("train", "test")}
+        return self
+
+
+def _fresh_tmp(folder):
+    """The empty temporary sibling a cache folder is built in (a killed build's leftovers
+    removed); renamed to `folder` when complete."""
+    tmp = folder.with_name(f".{folder.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def _image_batches(config, count, batch, what, progress):
+    """("train" | "test", batch) over the images a cache holds, in its order: the first `count`
+    training images (unaugmented), then the test split as the evaluator reads it."""
+    files = records.train_files(pipeline.synthetic_dir(config))
+    ds = tf.data.TFRecordDataset(files).map(records.parse_example).take(count)
+    for ex in tqdm(ds.batch(batch), total=math.ceil(count / batch), desc=f"train {what}",
+                   unit="batch", disable=not progress):
+        yield "train", ex
+    test_config = copy.deepcopy(config)
+    test_config.eval.batch_size = batch
+    for ex in pipeline.build_dataset(test_config, "test", body_model=body_model_of(config)):
+        yield "test", ex
+
+
+def keypoint_token_model(model, ckpt):
+    """image -> (B,17,C+4) keypoint tokens of a pose model's dense 2D aid (its heatmap logits
+    and the features they are read from), as the CPU recipe's head reads them."""
+    try:
+        logits, features = (model.get_layer(n).output for n in ("dense2d_logits", "dense2d_conv"))
+    except ValueError:
+        raise ValueError(f"the cpu variant reads the dense 2D aid's keypoint tokens, and {ckpt} "
+                         "has no aid (model.dense2d.enabled=false); use --variant paper") from None
+    return keras.Model(model.input["image"], KeypointTokens(name="keypoint_tokens")(
+        [logits, features]), name="keypoint_tokens")
 
 
 def release_config(ckpt):
@@ -162,9 +226,10 @@ def release_config(ckpt):
     return checkpoints.open_checkpoint(ckpt, task="pose")[2]
 
 
-def head_config(config, head, width, activation):
+def head_config(config, head, width, activation, variant="paper"):
     """config.model of the release with the sweep cell's head: kind, width, activation (ERA
-    degree), the paper's head (no keypoint tokens, no lifter)."""
+    degree); the paper's head (no keypoint tokens, no lifter), or with variant "cpu" the CPU
+    recipe's keypoint tokens and lifter (configs/common_pose.py)."""
     if head not in HEADS:
         raise ValueError(f"head {head!r} is unknown; use one of {', '.join(HEADS)}")
     if activation not in ACTIVATIONS:
@@ -173,19 +238,22 @@ def head_config(config, head, width, activation):
     m = copy.deepcopy(config.model)
     m.head.kind, m.head.width = head, int(width)
     m.head.keypoint_tokens, m.head.lift_hidden = False, 0
+    if variant == "cpu":
+        recipe = pose_config("cpu", name="paper_sweep", backbone=m.backbone.name,
+                             head_kind=head, width=int(width)).model.head
+        m.head.keypoint_tokens, m.head.lift_hidden = recipe.keypoint_tokens, recipe.lift_hidden
     m.activation, degree = ACTIVATIONS[activation]
     m.era = era_section(degree=degree or 2, init="swish", sharing="layer")
     return m
 
 
-def build_models(config, m, body, feature_shape):
-    """(head_model, eval_model): {features, K} -> all marker estimates (B,L,K,3); and -> the
-    frozen MarkerPoser's posed body (h36m17, vertices) from the last estimate."""
+def build_models(config, m, body, shapes):
+    """(head_model, eval_model): the inputs of `shapes` ({name: shape without the batch}, in
+    INPUTS' order) -> all marker estimates (B,L,K,3); and -> the frozen MarkerPoser's posed body
+    (h36m17, vertices) from the last estimate."""
     size = int(config.data.image_size)
-    features = keras.Input(feature_shape, name="features")
-    K = keras.Input((3, 3), name="K")
-    inputs = {"features": features, "K": K}
-    markers_list = build_head(m, size, mean_body(body))([features, K])
+    inputs = {name: keras.Input(shape, name=name) for name, shape in shapes.items()}
+    markers_list = build_head(m, size, mean_body(body))(list(inputs.values()))
     head_model = keras.Model(inputs, markers_list, name="sweep_head")
     markerposer = build_markerposer(config.model, body)
     markerposer.trainable = False
@@ -212,11 +280,11 @@ def batch_indices(seed, step, batch, n):
 class Evaluator:
     """The project's one pose evaluator on the cached test split (model and mean body)."""
 
-    def __init__(self, cache, config, body, batch=64):
+    def __init__(self, cache, config, body, variant="paper", batch=64):
         self.evaluator = PoseEvaluator(body, config.data.image_size, config.model.init_fill,
                                        config.eval.pelvis, config.eval.vertex_align,
-                                       baseline="mean_pose", model_inputs=INPUTS)
-        arrays = {"features": cache.test_features, **cache.test}
+                                       baseline="mean_pose", model_inputs=INPUTS[variant])
+        arrays = {**cache.test, **cache.arrays("test", variant)}
         self.dataset = tf.data.Dataset.from_tensor_slices(arrays).batch(batch)
 
     def __call__(self, eval_model):
@@ -236,8 +304,10 @@ def train_run(cache, config, body, evaluator, head, width, activation, seed, pro
     the test metrics (None when diverged), diverged, steps reached, seconds, the curve."""
     p = protocol
     keras.utils.set_random_seed(seed)
-    m = head_config(config, head, width, activation)
-    head_model, eval_model = build_models(config, m, body, cache.train_features.shape[1:])
+    m = head_config(config, head, width, activation, p.variant)
+    train = cache.arrays("train", p.variant)
+    head_model, eval_model = build_models(config, m, body,
+                                          {k: v.shape[1:] for k, v in train.items()})
     opt_config = optimizer_section(name="adam", lr=p.lr, schedule="cosine",
                                    warmup_steps=p.warmup, clip_norm=p.clip_norm)
     optimizer = make_optimizer(opt_config, None, p.steps, "float32")
@@ -249,9 +319,10 @@ def train_run(cache, config, body, evaluator, head, width, activation, seed, pro
     optimizer.build(variables)
 
     @tf.function(reduce_retracing=True)
-    def train_step(features, K, markers, kp2d):
+    def train_step(inputs, markers, kp2d):
+        K = inputs["K"]
         with tf.GradientTape() as tape:
-            markers_list = head_model({"features": tf.cast(features, tf.float32), "K": K},
+            markers_list = head_model({k: tf.cast(v, tf.float32) for k, v in inputs.items()},
                                       training=True)
             outputs = {"markers_list": markers_list, "markers": markers_list[:, -1]}
             targets = {"markers": markers, "kp2d": kp2d,
@@ -276,7 +347,7 @@ def train_run(cache, config, body, evaluator, head, width, activation, seed, pro
                unit="step", disable=not progress, leave=False)
     while step < p.steps:
         idx = batch_indices(seed, step, p.batch, n)
-        loss = float(train_step(cache.train_features[idx], cache.train["K"][idx],
+        loss = float(train_step({k: v[idx] for k, v in train.items()},
                                 cache.train["markers"][idx], cache.train["kp2d"][idx]))
         step += 1
         bar.update(1)
@@ -315,7 +386,7 @@ def train_run(cache, config, body, evaluator, head, width, activation, seed, pro
 
 
 def plot_learned_era(cache, config, body, head, width, activation, folder, out_dir,
-                     samples=256):
+                     variant="paper", samples=256):
     """The learned ERA functions of a finished run (its `folder`'s final head weights) against
     their initialisation, over the pre-activations of the first `samples` test images
     (pose_era.era.plot); returns the PNG paths."""
@@ -323,11 +394,11 @@ def plot_learned_era(cache, config, body, head, width, activation, folder, out_d
     weights = Path(folder) / FINAL_WEIGHTS
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} not found: the run did not finish (or diverged)")
-    m = head_config(config, head, width, activation)
-    head_model, _ = build_models(config, m, body, cache.train_features.shape[1:])
+    m = head_config(config, head, width, activation, variant)
+    test = cache.arrays("test", variant)
+    head_model, _ = build_models(config, m, body, {k: v.shape[1:] for k, v in test.items()})
     head_model.load_weights(str(weights))
-    sample = {"features": tf.cast(cache.test_features[:samples], tf.float32),
-              "K": tf.constant(cache.test["K"][:samples])}
+    sample = {k: tf.cast(v[:samples], tf.float32) for k, v in test.items()}
     return plot_era_layers(head_model, sample, out_dir)
 
 
@@ -344,8 +415,9 @@ def row_key(row):
 
 def run_dir(root, sha256, head, width, activation, seed, protocol):
     """The folder of one unfinished run's checkpoint and curve under the cache `root`."""
+    variant = "" if protocol.variant == "paper" else f"_{protocol.variant}"
     return Path(root) / "runs" / (f"{sha256[:16]}_{head}{width}_{activation}_s{seed}_"
-                                  f"{protocol.steps}x{protocol.batch}_lr{protocol.lr:g}")
+                                  f"{protocol.steps}x{protocol.batch}_lr{protocol.lr:g}{variant}")
 
 
 def finish_run(folder):
