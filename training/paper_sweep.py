@@ -114,9 +114,7 @@ class FeatureCache:
             self.train = {k: f[k] for k in f.files}
         with np.load(self.folder / "test_labels.npz") as f:
             self.test = {k: f[k] for k in f.files}
-        tokens = self.folder / TOKENS
-        self.tokens = ({split: np.load(tokens / f"{split}.npy") for split in ("train", "test")}
-                       if (tokens / "meta.json").is_file() else None)
+        self.tokens = _load_tokens(self.folder / TOKENS)
 
     def arrays(self, split, variant="paper"):
         """{input name: array over the split's examples} of what `variant`'s head reads."""
@@ -182,8 +180,15 @@ class FeatureCache:
                 np.save(tmp / f"{split}.npy", np.concatenate(parts))
             io.write_json(tmp / "meta.json", {"seconds": round(time.time() - started, 1)})
             tmp.rename(folder)
-            self.tokens = {split: np.load(folder / f"{split}.npy") for split in ("train", "test")}
+            self.tokens = _load_tokens(folder)
         return self
+
+
+def _load_tokens(folder):
+    """{split: cached keypoint tokens} of a complete token folder, else None."""
+    if not (Path(folder) / "meta.json").is_file():
+        return None
+    return {split: np.load(Path(folder) / f"{split}.npy") for split in ("train", "test")}
 
 
 def _fresh_tmp(folder):
@@ -247,12 +252,12 @@ def head_config(config, head, width, activation, variant="paper"):
     return m
 
 
-def build_models(config, m, body, shapes):
-    """(head_model, eval_model): the inputs of `shapes` ({name: shape without the batch}, in
-    INPUTS' order) -> all marker estimates (B,L,K,3); and -> the frozen MarkerPoser's posed body
-    (h36m17, vertices) from the last estimate."""
+def build_models(config, m, body, arrays):
+    """(head_model, eval_model): inputs shaped as `arrays` ({name: array over examples}, in
+    INPUTS' order; `FeatureCache.arrays`) -> all marker estimates (B,L,K,3); and -> the frozen
+    MarkerPoser's posed body (h36m17, vertices) from the last estimate."""
     size = int(config.data.image_size)
-    inputs = {name: keras.Input(shape, name=name) for name, shape in shapes.items()}
+    inputs = {name: keras.Input(a.shape[1:], name=name) for name, a in arrays.items()}
     markers_list = build_head(m, size, mean_body(body))(list(inputs.values()))
     head_model = keras.Model(inputs, markers_list, name="sweep_head")
     markerposer = build_markerposer(config.model, body)
@@ -306,8 +311,7 @@ def train_run(cache, config, body, evaluator, head, width, activation, seed, pro
     keras.utils.set_random_seed(seed)
     m = head_config(config, head, width, activation, p.variant)
     train = cache.arrays("train", p.variant)
-    head_model, eval_model = build_models(config, m, body,
-                                          {k: v.shape[1:] for k, v in train.items()})
+    head_model, eval_model = build_models(config, m, body, train)
     opt_config = optimizer_section(name="adam", lr=p.lr, schedule="cosine",
                                    warmup_steps=p.warmup, clip_norm=p.clip_norm)
     optimizer = make_optimizer(opt_config, None, p.steps, "float32")
@@ -396,7 +400,7 @@ def plot_learned_era(cache, config, body, head, width, activation, folder, out_d
         raise FileNotFoundError(f"{weights} not found: the run did not finish (or diverged)")
     m = head_config(config, head, width, activation, variant)
     test = cache.arrays("test", variant)
-    head_model, _ = build_models(config, m, body, {k: v.shape[1:] for k, v in test.items()})
+    head_model, _ = build_models(config, m, body, test)
     head_model.load_weights(str(weights))
     sample = {k: tf.cast(v[:samples], tf.float32) for k, v in test.items()}
     return plot_era_layers(head_model, sample, out_dir)
